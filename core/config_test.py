@@ -1,0 +1,80 @@
+import dataclasses
+import re
+
+import pytest
+
+from core.config import (
+    PROD,
+    TEST,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    from_dict,
+    load_json,
+    save_json,
+    to_dict,
+)
+
+
+def test_presets_match_context_md():
+    assert (TEST.vocab_size, TEST.hidden_dim, TEST.num_layers, TEST.num_heads) == (49152, 256, 6, 4)
+    assert (TEST.head_dim, TEST.ffn_dim, TEST.max_seq_len) == (64, 1024, 512)
+    assert (PROD.vocab_size, PROD.hidden_dim, PROD.num_layers, PROD.num_heads) == (
+        49152,
+        1024,
+        24,
+        16,
+    )
+    assert (PROD.head_dim, PROD.ffn_dim, PROD.max_seq_len) == (64, 4096, 2048)
+    for preset in (TEST, PROD):
+        assert preset.dropout == 0.0
+        assert preset.dtype == "bfloat16"
+        assert preset.num_kv_heads == 1  # multi-query attention
+
+
+def test_json_round_trip(tmp_path):
+    for config in (TEST, PROD, TrainConfig(steps=7, mesh="data=2,fsdp=4")):
+        path = tmp_path / "config.json"
+        save_json(config, path)
+        assert load_json(type(config), path) == config
+
+
+def test_cpu_backend_computes_in_float32_but_keeps_the_preset():
+    assert TEST.for_backend("cpu").dtype == "float32"
+    assert TEST.for_backend("tpu") == TEST
+    assert TEST.dtype == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"hidden_dim": 300}, "hidden_dim (300) must equal num_heads × head_dim"),
+        ({"num_kv_heads": 3}, "multiple of num_kv_heads"),
+        ({"head_dim": 63, "hidden_dim": 252}, "head_dim must be even"),
+        ({"dtype": "int8"}, "ModelConfig.dtype must be one of"),
+        ({"num_layers": 0}, "ModelConfig.num_layers must be positive"),
+    ],
+)
+def test_inconsistent_model_config_names_the_field(changes, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        dataclasses.replace(TEST, **changes)
+
+
+def test_train_config_validation():
+    with pytest.raises(ConfigError, match="batch_size .* multiple of grad_accum"):
+        TrainConfig(batch_size=6, grad_accum=4)
+    with pytest.raises(ConfigError, match="end_lr_ratio"):
+        TrainConfig(end_lr_ratio=0.0)
+
+
+def test_unknown_fields_are_rejected_by_name():
+    data = to_dict(TEST) | {"n_layer": 3}
+    with pytest.raises(ConfigError, match="unknown ModelConfig field.*n_layer"):
+        from_dict(ModelConfig, data)
+
+
+def test_unreadable_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match=str(bad)):
+        load_json(ModelConfig, bad)
