@@ -1,0 +1,98 @@
+"""Vectorised MinHash over identifier-token shingles (BigCode near-dedup settings).
+
+Tokens are the runs of `[A-Za-z_0-9]` (BigCode splits on `[^A-Za-z_0-9]`); a shingle is
+`shingle_size` consecutive tokens. Rather than hashing each shingle in Python, all token hashes
+of a file come from one polynomial prefix sum over its bytes, shingles are combined with numpy,
+and the `num_perm` permutations `(a*h + b) mod 2**32` (odd `a`: a bijection; datasketch's
+"affine32" scheme) are applied to the
+whole [num_perm, shingles] matrix at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# bytes.translate table: identifier bytes [A-Za-z_0-9] -> 1, everything else -> 0.
+_IDENTIFIER_TABLE = bytes(
+    1 if chr(byte).isascii() and (chr(byte).isalnum() or chr(byte) == "_") else 0
+    for byte in range(256)
+)
+_BASE = np.uint64(0x100000001B3)  # Odd, so invertible modulo 2**64.
+_BASE_INVERSE = np.uint64(pow(0x100000001B3, -1, 2**64))
+_COLUMN_CHUNK = 256
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """The murmur3 finaliser, vectorised: spreads every input bit over the output."""
+    values = values ^ (values >> np.uint64(33))
+    values = values * np.uint64(0xFF51AFD7ED558CCD)
+    values = values ^ (values >> np.uint64(33))
+    values = values * np.uint64(0xC4CEB9FE1A85EC53)
+    return values ^ (values >> np.uint64(33))
+
+
+class MinHasher:
+    """Shingle hashes and MinHash signatures, deterministic for a given `seed`."""
+
+    def __init__(self, num_perm: int, shingle_size: int, seed: int = 1) -> None:
+        rng = np.random.default_rng(seed)
+        self.num_perm = num_perm
+        self.shingle_size = shingle_size
+        self._multipliers = (rng.integers(0, 2**32, num_perm, dtype=np.uint32) | 1)[:, None]
+        self._offsets = rng.integers(0, 2**32, num_perm, dtype=np.uint32)[:, None]
+        self._shingle_weights = rng.integers(0, 2**63, shingle_size, dtype=np.uint64) * 2 + 1
+        self._powers = np.ones(1, dtype=np.uint64)
+        # Reused scratch space: a fresh large array per file would cost page faults each time.
+        self._block = np.empty((num_perm, _COLUMN_CHUNK), dtype=np.uint32)
+        self._inverse_powers = np.ones(1, dtype=np.uint64)
+
+    def _grow_powers(self, length: int) -> None:
+        size = max(length, 2 * len(self._powers))
+        one = np.ones(1, dtype=np.uint64)
+        self._powers = np.concatenate((one, np.cumprod(np.full(size - 1, _BASE))))
+        self._inverse_powers = np.concatenate((one, np.cumprod(np.full(size - 1, _BASE_INVERSE))))
+
+    def token_hashes(self, text: str) -> np.ndarray:
+        """64-bit hashes of the identifier-like tokens of `text`, in order."""
+        encoded = text.encode("utf-8")
+        data = np.frombuffer(encoded, dtype=np.uint8)
+        if len(data) >= len(self._powers):
+            self._grow_powers(len(data) + 1)
+        padded = np.frombuffer(b"\0" + encoded.translate(_IDENTIFIER_TABLE) + b"\0", np.int8)
+        edges = padded[1:] - padded[:-1]
+        starts = np.flatnonzero(edges == 1)
+        ends = np.flatnonzero(edges == -1)
+        prefix = np.zeros(len(data) + 1, dtype=np.uint64)
+        np.cumsum(data * self._powers[: len(data)], out=prefix[1:])
+        return _mix64((prefix[ends] - prefix[starts]) * self._inverse_powers[starts])
+
+    def shingles(self, text: str) -> np.ndarray:
+        """32-bit hashes of the token shingles, repeats included (one shingle if fewer tokens)."""
+        tokens = self.token_hashes(text)
+        if len(tokens) == 0:
+            return np.empty(0, dtype=np.uint32)
+        width = min(self.shingle_size, len(tokens))
+        count = len(tokens) - width + 1
+        combined = np.zeros(count, dtype=np.uint64)
+        for offset in range(width):
+            combined += tokens[offset : offset + count] * self._shingle_weights[offset]
+        return (_mix64(combined) >> np.uint64(32)).astype(np.uint32)
+
+    def signature(self, shingles: np.ndarray) -> np.ndarray:
+        """The uint32 MinHash signature [num_perm] of a shingle set (all 2**32-1 when empty)."""
+        result = np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
+        for start in range(0, len(shingles), _COLUMN_CHUNK):
+            chunk = shingles[None, start : start + _COLUMN_CHUNK]
+            block = self._block[:, : chunk.shape[1]]
+            np.multiply(self._multipliers, chunk, out=block)
+            block += self._offsets
+            np.minimum(result, block.min(axis=1), out=result)
+        return result
+
+
+def jaccard(first: np.ndarray, second: np.ndarray) -> float:
+    """Exact Jaccard similarity of two sorted unique arrays (e.g. `np.unique(shingles)`)."""
+    if len(first) == 0 and len(second) == 0:
+        return 1.0
+    common = len(np.intersect1d(first, second, assume_unique=True))
+    return common / (len(first) + len(second) - common)

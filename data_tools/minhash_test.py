@@ -1,0 +1,57 @@
+import numpy as np
+
+from data_tools.dedup import NearDuplicateIndex, lsh_quality
+from data_tools.minhash import MinHasher, jaccard
+from data_tools.testing import near_copy, python_module
+
+
+def test_tokens_are_identifier_runs_and_hash_by_content() -> None:
+    hasher = MinHasher(num_perm=16, shingle_size=5)
+    hashes = hasher.token_hashes("foo(bar_1, foo) + é.foo")
+    assert len(hashes) == 4  # foo, bar_1, foo, foo: "é" and punctuation separate tokens.
+    assert hashes[0] == hashes[2] == hashes[3] != hashes[1]
+
+
+def test_same_text_same_signature_across_instances() -> None:
+    text = python_module(1)
+    first, second = MinHasher(256, 5), MinHasher(256, 5)
+    np.testing.assert_array_equal(
+        first.signature(first.shingles(text)), second.signature(second.shingles(text))
+    )
+
+
+def test_signature_of_long_input_equals_chunk_free_minimum() -> None:
+    hasher = MinHasher(64, 5)
+    shingles = hasher.shingles(python_module(2, functions=200))
+    products = hasher._multipliers * shingles[None, :] + hasher._offsets
+    np.testing.assert_array_equal(hasher.signature(shingles), products.min(axis=1))
+
+
+def test_estimate_tracks_exact_jaccard() -> None:
+    hasher = MinHasher(256, 5)
+    base = python_module(3, functions=40)
+    variants = [base, near_copy(base), base[: len(base) // 2], python_module(4, functions=40)]
+    shingles = [hasher.shingles(text) for text in variants]
+    signatures = [hasher.signature(s) for s in shingles]
+    for other in range(1, 4):
+        exact = jaccard(np.unique(shingles[0]), np.unique(shingles[other]))
+        estimate = np.mean(signatures[0] == signatures[other])
+        assert abs(estimate - exact) < 0.1, (other, exact, estimate)
+
+
+def test_index_keeps_first_of_near_duplicates_only() -> None:
+    hasher = MinHasher(256, 5)
+    texts = [python_module(5), python_module(6), near_copy(python_module(5))]
+    index = NearDuplicateIndex(threshold=0.7, num_perm=256)
+    kept = [index.add(key, hasher.signature(hasher.shingles(t))) for key, t in enumerate(texts)]
+    assert kept == [True, True, False]
+
+
+def test_lsh_quality_counts_pairs_against_exact_jaccard() -> None:
+    hasher = MinHasher(256, 5)
+    texts = [python_module(8), near_copy(python_module(8)), python_module(9), python_module(10)]
+    shingles = [hasher.shingles(text) for text in texts]
+    signatures = np.stack([hasher.signature(s) for s in shingles])
+    quality = lsh_quality(shingles, signatures, NearDuplicateIndex(0.7, 256))
+    assert quality["pairs"] == 6 and quality["true_pairs"] == 1
+    assert quality["precision"] == 1.0 and quality["recall"] == 1.0

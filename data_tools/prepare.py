@@ -1,0 +1,122 @@
+"""The whole data pipeline as one function: sources -> filtered, deduplicated corpus ->
+tokenizer -> packed shards + manifest.json. Each stage is reused when its inputs are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.data import MANIFEST_FILE
+from data_tools.config import PrepareConfig
+from data_tools.corpus import CorpusStore, build_corpus
+from data_tools.pack import pack
+from data_tools.sources import walk_tree
+from data_tools.spec import LanguageSpec
+from data_tools.tokenizer_stage import resolve_tokenizer
+
+# Bump when a change in the code alters what a stage produces, so caches are not reused.
+PIPELINE_VERSION = 1
+_NOT_CORPUS_FIELDS = frozenset({
+    "tokenizer", "vocab_size", "tokenizer_train_bytes", "tokenizer_cache_dir", "seq_len",
+    "max_tokens", "validation_fraction", "shard_rows", "workers", "batch_files", "progress",
+})  # fmt: skip
+_STATS_FILE = "stats.json"
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _source_fingerprint(source: str, extensions: Sequence[str]) -> Any:
+    """A local tree's listing with sizes and mtimes; a dataset's name (remote data is opaque)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        listing = []
+        for document in walk_tree(path, extensions):
+            try:
+                mtime = os.stat(document.id).st_mtime_ns
+            except OSError:
+                mtime = 0
+            listing.append((document.id, document.size, mtime))
+        return _digest(listing)
+    if path.is_file():
+        stat = path.stat()
+        return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
+    return source
+
+
+def _write_json(path: Path, value: Any) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(value, indent=2))
+    partial.replace(path)
+
+
+def _corpus(
+    spec: LanguageSpec, sources: list[str], config: PrepareConfig, directory: Path
+) -> dict[str, Any]:
+    settings = {k: v for k, v in config.to_dict().items() if k not in _NOT_CORPUS_FIELDS}
+    key = _digest({
+        "version": PIPELINE_VERSION, "language": spec.name, "extensions": spec.extensions,
+        "sources": [_source_fingerprint(source, spec.extensions) for source in sources],
+        "settings": settings,
+    })  # fmt: skip
+    stats_path = directory / _STATS_FILE
+    if stats_path.is_file():
+        stats = json.loads(stats_path.read_text())
+        if stats.get("key") == key:
+            return stats | {"reused": True}
+    stats = build_corpus(spec, sources, config, directory) | {"key": key}
+    _write_json(stats_path, stats)
+    return stats | {"reused": False}
+
+
+def prepare(
+    spec: LanguageSpec, config: PrepareConfig, out_dir: Path, sources: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Run the pipeline for `spec` (default sources: `spec.default_roots()`); return the manifest.
+
+    Raises ValueError subclasses (SourceError, TokenizerError, ConfigError) with one-line messages.
+    """
+    source_list = list(sources) or [str(root) for root in spec.default_roots()]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats = _corpus(spec, source_list, config, out_dir / "corpus")
+    store = CorpusStore(out_dir / "corpus")
+    tokenizer, tokenizer_info = resolve_tokenizer(store, config)
+    pack_key = _digest({"corpus": stats["key"], "tokenizer": tokenizer_info["hash"],
+                        "seq_len": config.seq_len, "max_tokens": config.max_tokens,
+                        "validation_fraction": config.validation_fraction,
+                        "shard_rows": config.shard_rows})  # fmt: skip
+    manifest_path = out_dir / MANIFEST_FILE
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("pack_key") == pack_key:
+            return manifest | {"reused": True}
+    for old_shard in out_dir.glob("*.npy"):
+        old_shard.unlink()
+    splits, round_trip_files = pack(store, tokenizer, config, out_dir)
+    manifest = {
+        "language": spec.name,
+        "sources": source_list,
+        "files_in": stats["files_in"],
+        "files_kept": stats["files_kept"],
+        "files_packed": sum(split["files"] for split in splits.values()),
+        "dropped": stats["dropped"],
+        "seq_len": config.seq_len,
+        "row_length": config.seq_len + 1,
+        "splits": splits,
+        "tokenizer": tokenizer_info | {"round_trip_files": round_trip_files},
+        "stages": stats["stages"],
+        "dedup": stats["dedup"],
+        "corpus": {"key": stats["key"], "bytes_in": stats["bytes_in"],
+                   "bytes_kept": stats["bytes_kept"], "reused": stats["reused"]},
+        "config": config.to_dict(),
+        "pack_key": pack_key,
+    }  # fmt: skip
+    _write_json(manifest_path, manifest)
+    return manifest | {"reused": False}

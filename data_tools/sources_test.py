@@ -1,0 +1,73 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from data_tools.sources import (
+    Document,
+    SourceError,
+    dataset_documents,
+    open_source,
+    read_text,
+    walk_tree,
+    within_budget,
+)
+
+
+def test_walk_is_sorted_depth_first_and_never_follows_directory_links(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    for name in ("b/z.py", "b/a.py", "a.py", "c.txt"):
+        (tmp_path / name).write_text("x = 1\n")
+    os.symlink(tmp_path, tmp_path / "b" / "loop")
+    ids = [Path(d.id).relative_to(tmp_path).as_posix() for d in walk_tree(tmp_path, (".py",))]
+    assert ids == ["a.py", "b/a.py", "b/z.py"]
+
+
+def test_read_reasons(tmp_path: Path) -> None:
+    cases = {"empty.py": b"", "bin.py": b"a\x00b", "bad.py": b"caf\xe9", "ok.py": "é".encode()}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    reasons = {d.id.rsplit("/", 1)[1]: read_text(d, 100)[1] for d in walk_tree(tmp_path, (".py",))}
+    assert reasons == {"bad.py": "invalid_utf8", "bin.py": "binary", "empty.py": "empty",
+                       "ok.py": None}  # fmt: skip
+
+
+def test_file_that_vanishes_after_listing_is_unreadable(tmp_path: Path) -> None:
+    (tmp_path / "gone.py").write_text("x = 1\n")
+    (document,) = walk_tree(tmp_path, (".py",))
+    (tmp_path / "gone.py").unlink()
+    assert read_text(document, 100) == (None, "unreadable")
+
+
+def test_oversized_file_is_rejected_without_reading(tmp_path: Path) -> None:
+    with open(tmp_path / "big.py", "wb") as handle:
+        handle.truncate(10_000)
+    (document,) = walk_tree(tmp_path, (".py",))
+    assert read_text(document, max_chars=100) == (None, "too_large")
+
+
+def test_budgets_cap_files_and_bytes() -> None:
+    documents = [Document(id=str(i), size=10, text="x") for i in range(10)]
+    assert len(list(within_budget(iter(documents), 3, 0))) == 3
+    assert len(list(within_budget(iter(documents), 0, 45))) == 4
+
+
+def test_local_dataset_rows_stream_through_datasets(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps({"text": t}) for t in ["a = 1", "b = 2"]))
+    documents = list(dataset_documents("json", "", "train", "text", data_files=str(path)))
+    assert [d.text for d in documents] == ["a = 1", "b = 2"]
+    with pytest.raises(SourceError, match="no text column 'content'"):
+        list(dataset_documents("json", "", "train", "content", data_files=str(path)))
+
+
+def test_unknown_dataset_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="neither a local path nor a loadable dataset"):
+        list(open_source([str(tmp_path / "missing.jsonl")[1:] + "-no-such"], (".py",),
+                         "", "train", "content"))  # fmt: skip
+
+
+def test_missing_path_fails_before_reading_anything(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="does not exist"):
+        open_source([str(tmp_path), "./missing"], (".py",), "", "train", "content")

@@ -1,0 +1,108 @@
+"""Per-file work run in worker processes, with results returned in input order.
+
+Two passes: `fingerprint` (read, normalised content hash) runs on every file; `sketch` (quality
+and language filters, MinHash signature) runs only on the first copy of each exact duplicate, so
+the costly work is done once per distinct file. Texts never travel back to the main process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+from data_tools.config import PrepareConfig
+from data_tools.filters import quality_drop_reason
+from data_tools.minhash import MinHasher
+from data_tools.sources import Document, read_text
+from data_tools.spec import LanguageSpec
+
+R = TypeVar("R")
+
+# Set once per worker process by `_initialize` (or in-process when running without workers).
+_spec: LanguageSpec
+_config: PrepareConfig
+_hasher: MinHasher
+
+
+def _initialize(spec: LanguageSpec, config: PrepareConfig) -> None:
+    global _spec, _config, _hasher
+    _spec, _config = spec, config
+    _hasher = MinHasher(config.num_perm, config.shingle_size)
+
+
+_WHITESPACE = b" \t\n\r\x0b\x0c"
+
+
+def content_hash(text: str) -> str:
+    """Hash of `text` with all ASCII whitespace removed: formatting-only copies collide."""
+    normalised = text.encode("utf-8").translate(None, _WHITESPACE)
+    return hashlib.blake2b(normalised, digest_size=16).hexdigest()
+
+
+def _fingerprint_one(document: Document) -> tuple[str | None, str]:
+    text, reason = read_text(document, _config.max_chars)
+    return (reason, "") if text is None else (None, content_hash(text))
+
+
+def fingerprint(batch: Sequence[Document]) -> list[tuple[str | None, str]]:
+    """(reason the file cannot be read, or None; normalised content hash) for each document."""
+    return [_fingerprint_one(document) for document in batch]
+
+
+def _sketch_one(document: Document) -> tuple[str | None, np.ndarray | None]:
+    text, reason = read_text(document, _config.max_chars)
+    if text is None:
+        return reason, None
+    try:
+        reason = quality_drop_reason(text, _spec.line_comment, _config) or _spec.drop_reason(text)
+    except Exception:  # A filter bug must cost one file, not the run.
+        reason = "filter_error"
+    if reason:
+        return reason, None
+    return None, _hasher.signature(_hasher.shingles(text))
+
+
+def sketch(batch: Sequence[Document]) -> list[tuple[str | None, np.ndarray | None]]:
+    """(drop reason from the quality or language filter, or None; MinHash signature) per file."""
+    return [_sketch_one(document) for document in batch]
+
+
+def _batched(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    batch: list[Document] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def worker_count(config: PrepareConfig) -> int:
+    """How many processes to use: `config.workers`, or one per available CPU."""
+    return config.workers or len(os.sched_getaffinity(0))
+
+
+def parallel_map(
+    function: Callable[[Sequence[Document]], list[R]],
+    documents: Iterable[Document],
+    spec: LanguageSpec,
+    config: PrepareConfig,
+) -> Iterator[R]:
+    """`function` over batches of documents in worker processes; results in input order."""
+    batches = _batched(documents, config.batch_files)
+    workers = worker_count(config)
+    if workers == 1:
+        _initialize(spec, config)
+        for batch in batches:
+            yield from function(batch)
+        return
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=_initialize, initargs=(spec, config)) as pool:
+        for results in pool.imap(function, batches):
+            yield from results
