@@ -1,0 +1,54 @@
+"""Summaries, the results file and the table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evals.harness import SampleResult, TaskResult
+from evals.results import format_table, summarize, task_records, write_results
+
+PASS = SampleResult("passed", True, 0.1, "")
+FAIL = SampleResult("failed", True, 0.1, "AssertionError")
+HANG = SampleResult("timeout", False, 3.0, "")
+
+
+def test_summary_of_several_samples_per_task() -> None:
+    results = [TaskResult("a", (PASS, FAIL)), TaskResult("b", (FAIL, HANG))]
+    summary = summarize("toy", results, ks=[1, 10])
+    assert summary["benchmark"] == "toy"
+    assert (summary["n_tasks"], summary["n_samples"], summary["timeouts"]) == (2, 4, 1)
+    assert summary["pass@1"] == pytest.approx(0.25)
+    assert summary["pass@2"] == pytest.approx(0.5)
+    assert "pass@10" not in summary
+    assert summary["syntax_valid_rate"] == pytest.approx(0.75)
+
+
+def test_results_file_and_task_records(tmp_path: Path) -> None:
+    results = [TaskResult("a", (PASS, FAIL))]
+    path = write_results(tmp_path / "run", {"benchmark": "toy", "tasks": task_records(results)})
+    document = json.loads(path.read_text())
+    assert path.name == "results.json"
+    assert document["tasks"][0]["n_passed"] == 1
+    assert [s["passed"] for s in document["tasks"][0]["samples"]] == [True, False]
+    assert document["tasks"][0]["samples"][1]["detail"] == "AssertionError"
+
+
+def test_table_has_a_row_per_benchmark_and_the_union_of_metrics() -> None:
+    one = summarize("one", [TaskResult("a", (PASS,))])
+    two = summarize("two", [TaskResult("b", (PASS, FAIL))])
+    header, rule, first, second = format_table([one, two]).splitlines()
+    assert header.split() == [
+        "benchmark",
+        "tasks",
+        "samples",
+        "pass@1",
+        "pass@2",
+        "syntax-valid",
+        "timeouts",
+    ]
+    assert set(rule) == {"-", " "}
+    assert first.split() == ["one", "1", "1", "100.00%", "-", "100.00%", "0"]
+    assert second.split() == ["two", "1", "2", "50.00%", "100.00%", "100.00%", "0"]
