@@ -165,3 +165,30 @@ def load_json(cls: type[C], path: str | Path) -> C:
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigError(f"cannot read {cls.__name__} from {path}: {err}") from err
     return from_dict(cls, data)
+
+
+# Training presets paired with the model presets. TEST is sized for a ~10-minute run on two CPU
+# cores, so its warmup is a tenth of the run instead of context.md's 2,000 steps; PROD follows
+# context.md (global batch 64, 2,000 warmup steps, ~100k steps ≈ 13B tokens at 2,048).
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "test": TrainConfig(
+        steps=150,
+        warmup_steps=15,
+        batch_size=8,
+        seq_len=512,
+        log_every=5,
+        eval_every=50,
+        save_every=25,
+        eval_batches=4,
+    ),
+    "prod": TrainConfig(
+        steps=100_000,
+        warmup_steps=2000,
+        batch_size=64,
+        seq_len=2048,
+        log_every=50,
+        eval_every=1000,
+        save_every=1000,
+        eval_batches=16,
+    ),
+}

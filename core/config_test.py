@@ -61,7 +61,7 @@ def test_inconsistent_model_config_names_the_field(changes, message):
 
 
 def test_train_config_validation():
-    with pytest.raises(ConfigError, match="batch_size .* multiple of grad_accum"):
+    with pytest.raises(ConfigError, match=r"batch_size .* multiple of grad_accum"):
         TrainConfig(batch_size=6, grad_accum=4)
     with pytest.raises(ConfigError, match="end_lr_ratio"):
         TrainConfig(end_lr_ratio=0.0)
@@ -69,7 +69,7 @@ def test_train_config_validation():
 
 def test_unknown_fields_are_rejected_by_name():
     data = to_dict(TEST) | {"n_layer": 3}
-    with pytest.raises(ConfigError, match="unknown ModelConfig field.*n_layer"):
+    with pytest.raises(ConfigError, match=r"unknown ModelConfig field.*n_layer"):
         from_dict(ModelConfig, data)
 
 

@@ -1,0 +1,336 @@
+"""Decoder-only transformer in flax.linen: MQA attention, RoPE, RMSNorm, SwiGLU, tied embeddings.
+
+Parameters live in `config.param_dtype` and compute runs in `config.dtype`; attention softmax and
+the output logits are float32. Every parameter carries logical axis names (see `logical_axes`).
+Besides the training forward pass, `Transformer.prefill` and `Transformer.decode` serve KV-cached
+generation (core/generate.py): the cache holds `num_kv_heads` heads per layer, and a layer never
+copies it; it only returns the keys/values of its new tokens for the caller to write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import operator
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from core.config import ConfigError, ModelConfig
+
+Array = jax.Array
+Params = Any
+_NEG_INF = float(np.finfo(np.float32).min)
+
+
+class KVCache(NamedTuple):
+    """Rotated keys and values, each [layers, batch, length, kv_heads, head_dim]."""
+
+    keys: Array
+    values: Array
+
+
+class Rope(NamedTuple):
+    """Rotary angles for the current tokens: sin and cos, each [batch, length, 1, head_dim / 2]."""
+
+    sin: Array
+    cos: Array
+
+
+def rope_angles(positions: Array, head_dim: int, theta: float) -> Rope:
+    """Rotary angles for tokens at `positions` [B,S] (any values: packed rows, decode steps)."""
+    half = head_dim // 2
+    inv_freq = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)
+    angles = positions.astype(jnp.float32)[:, :, None, None] * inv_freq
+    return Rope(jnp.sin(angles), jnp.cos(angles))
+
+
+def apply_rope(x: Array, rope: Rope) -> Array:
+    """Rotate feature pairs (i, i + head_dim/2) of x [batch, length, heads, head_dim]."""
+    first, second = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+    rotated = jnp.concatenate(
+        [first * rope.cos - second * rope.sin, second * rope.cos + first * rope.sin], axis=-1
+    )
+    return rotated.astype(x.dtype)
+
+
+def _check_supported(config: ModelConfig) -> None:
+    if config.dropout:
+        raise ConfigError(f"ModelConfig.dropout must be 0 for this model, got {config.dropout}")
+
+
+def _kernel_init(config: ModelConfig, names: tuple[str, ...]) -> nn.initializers.Initializer:
+    return nn.with_logical_partitioning(nn.initializers.normal(config.init_std), names)
+
+
+def _rms_norm(config: ModelConfig, name: str) -> nn.RMSNorm:
+    return nn.RMSNorm(
+        epsilon=config.norm_eps,
+        dtype=config.dtype,
+        param_dtype=config.param_dtype,
+        scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("norm",)),
+        name=name,
+    )
+
+
+def _projection(
+    config: ModelConfig, shape: tuple[int, ...], equation: str, names: tuple[str, ...], name: str
+) -> nn.Einsum:
+    return nn.Einsum(
+        shape=shape,
+        einsum_str=equation,
+        use_bias=False,
+        dtype=config.dtype,
+        param_dtype=config.param_dtype,
+        kernel_init=_kernel_init(config, names),
+        name=name,
+    )
+
+
+class Attention(nn.Module):
+    """Causal multi-query attention; query heads share `num_kv_heads` key/value heads."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(
+        self,
+        x: Array,
+        rope: Rope,
+        mask: Array,
+        cache: KVCache | None,
+        cache_mask: Array | None,
+    ) -> tuple[Array, KVCache]:
+        """Attend from x [B,S,D] to itself (`mask` [B,S,S]) and to `cache` (`cache_mask` [B,T]).
+
+        Returns the output [B,S,D] and the rotated keys/values of x, [B,S,Hkv,Dh] each.
+        """
+        cfg = self.config
+        heads, kv_heads, head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        query = _projection(
+            cfg,
+            (cfg.hidden_dim, heads, head_dim),
+            "bsd,dhk->bshk",
+            ("embed", "heads", "head_dim"),
+            "query",
+        )(x)
+        kv_shape = (cfg.hidden_dim, kv_heads, head_dim)
+        kv_names = ("embed", "kv_heads", "head_dim")
+        key = _projection(cfg, kv_shape, "bsd,dhk->bshk", kv_names, "key")(x)
+        value = _projection(cfg, kv_shape, "bsd,dhk->bshk", kv_names, "value")(x)
+        query = apply_rope(query, rope) * jnp.asarray(head_dim**-0.5, query.dtype)
+        key = apply_rope(key, rope)
+
+        # Group query heads by the key/value head they share: no K/V copies per query head.
+        batch, length = x.shape[:2]
+        query = query.reshape(batch, length, kv_heads, heads // kv_heads, head_dim)
+        scores = jnp.einsum("bskgd,btkd->bkgst", query, key, preferred_element_type=jnp.float32)
+        scores = jnp.where(mask[:, None, None], scores, _NEG_INF)
+        if cache is not None:
+            cached_scores = jnp.einsum(
+                "bskgd,btkd->bkgst", query, cache.keys, preferred_element_type=jnp.float32
+            )
+            cached_scores = jnp.where(cache_mask[:, None, None, None], cached_scores, _NEG_INF)
+            scores = jnp.concatenate([cached_scores, scores], axis=-1)
+        probs = jax.nn.softmax(scores, axis=-1).astype(value.dtype)
+        if cache is None:
+            out = jnp.einsum("bkgst,btkd->bskgd", probs, value)
+        else:
+            cached_len = cache.values.shape[1]
+            out = jnp.einsum("bkgst,btkd->bskgd", probs[..., :cached_len], cache.values)
+            out += jnp.einsum("bkgst,btkd->bskgd", probs[..., cached_len:], value)
+        out = out.reshape(batch, length, heads, head_dim)
+        out = _projection(
+            cfg,
+            (heads, head_dim, cfg.hidden_dim),
+            "bshk,hkd->bsd",
+            ("heads", "head_dim", "embed"),
+            "out",
+        )(out)
+        return out, KVCache(key, value)
+
+
+class SwiGLU(nn.Module):
+    """Feed-forward block: down(silu(gate(x)) * up(x))."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        """Map x [B,S,D] to [B,S,D] through the ffn_dim hidden layer."""
+        cfg = self.config
+        shape_in, shape_out = (cfg.hidden_dim, cfg.ffn_dim), (cfg.ffn_dim, cfg.hidden_dim)
+        gate = _projection(cfg, shape_in, "bsd,df->bsf", ("embed", "mlp"), "gate")(x)
+        up = _projection(cfg, shape_in, "bsd,df->bsf", ("embed", "mlp"), "up")(x)
+        hidden = nn.with_logical_constraint(nn.silu(gate) * up, ("batch", "length", "mlp"))
+        return _projection(cfg, shape_out, "bsf,fd->bsd", ("mlp", "embed"), "down")(hidden)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer layer; returns its new keys/values only when `emit_kv`."""
+
+    config: ModelConfig
+    emit_kv: bool = False
+
+    @nn.compact
+    def __call__(
+        self,
+        x: Array,
+        rope: Rope,
+        mask: Array,
+        cache: KVCache | None,
+        cache_mask: Array | None,
+    ) -> tuple[Array, KVCache | None]:
+        """One layer over x [B,S,D]; the signature fits nn.scan (carry x, per-layer cache)."""
+        attended, kv = Attention(self.config, name="attention")(
+            _rms_norm(self.config, "attention_norm")(x), rope, mask, cache, cache_mask
+        )
+        x = x + attended
+        x = x + SwiGLU(self.config, name="mlp")(_rms_norm(self.config, "mlp_norm")(x))
+        x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        return x, (kv if self.emit_kv else None)
+
+
+class Transformer(nn.Module):
+    """The language model: token ids [B,S] -> float32 logits [B,S,vocab]."""
+
+    config: ModelConfig
+
+    def setup(self) -> None:
+        _check_supported(self.config)
+        self.embed = nn.Embed(
+            self.config.vocab_size,
+            self.config.hidden_dim,
+            embedding_init=_kernel_init(self.config, ("vocab", "embed")),
+            dtype=self.config.dtype,
+            param_dtype=self.config.param_dtype,
+        )
+        self.final_norm = _rms_norm(self.config, "final_norm")
+
+    def __call__(
+        self,
+        tokens: Array,
+        positions: Array | None = None,
+        segment_ids: Array | None = None,
+        return_hidden: bool = False,
+    ) -> Array:
+        """Logits [B,S,V] (float32), or the final-normed hidden states [B,S,D] if return_hidden.
+
+        positions [B,S] default to arange(S); with segment_ids [B,S] a token attends only to
+        earlier-or-equal tokens of its own segment.
+        """
+        batch, length = tokens.shape
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))
+        mask = _causal_mask(batch, length)
+        if segment_ids is not None:
+            mask &= segment_ids[:, :, None] == segment_ids[:, None, :]
+        hidden, _ = self._layers(tokens, positions, mask, None, None, emit_kv=False)
+        return hidden if return_hidden else self.logits(hidden)
+
+    def logits(self, hidden: Array) -> Array:
+        """float32 logits [B,S,V] from final hidden states [B,S,D] via the tied embedding."""
+        embedding = self.embed.embedding.astype(self.config.dtype)
+        logits = jnp.einsum(
+            "bsd,vd->bsv",
+            hidden.astype(self.config.dtype),
+            embedding,
+            preferred_element_type=jnp.float32,
+        )
+        return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
+
+    def prefill(self, tokens: Array, positions: Array, segment_ids: Array) -> tuple[Array, KVCache]:
+        """Run a prompt batch [B,S]: last-position logits [B,V] and every layer's keys/values."""
+        mask = _causal_mask(*tokens.shape) & (segment_ids[:, :, None] == segment_ids[:, None, :])
+        hidden, kv = self._layers(tokens, positions, mask, None, None, emit_kv=True)
+        return self.logits(hidden[:, -1:])[:, 0], kv
+
+    def decode(
+        self, tokens: Array, positions: Array, cache: KVCache, cache_mask: Array
+    ) -> tuple[Array, KVCache]:
+        """Run new tokens [B,S] after `cache` (valid slots: `cache_mask` [B,T]).
+
+        Returns logits [B,S,V] and the new tokens' keys/values [L,B,S,Hkv,Dh], which the caller
+        writes into its cache.
+        """
+        mask = _causal_mask(*tokens.shape)
+        hidden, kv = self._layers(tokens, positions, mask, cache, cache_mask, emit_kv=True)
+        return self.logits(hidden), kv
+
+    @nn.compact
+    def _layers(
+        self,
+        tokens: Array,
+        positions: Array,
+        mask: Array,
+        cache: KVCache | None,
+        cache_mask: Array | None,
+        emit_kv: bool,
+    ) -> tuple[Array, KVCache | None]:
+        cfg = self.config
+        x = nn.with_logical_constraint(self.embed(tokens), ("batch", "length", "embed"))
+        rope = rope_angles(positions, cfg.head_dim, cfg.rope_theta)
+        block = nn.remat(Block, prevent_cse=not cfg.scan_layers) if cfg.remat else Block
+        if cfg.scan_layers:
+            layers = nn.scan(
+                block,
+                variable_axes={"params": 0},
+                split_rngs={"params": True},
+                in_axes=(nn.broadcast, nn.broadcast, 0, nn.broadcast),
+                length=cfg.num_layers,
+                metadata_params={nn.PARTITION_NAME: "layers"},
+            )(cfg, emit_kv, name="layers")
+            x, kv = layers(x, rope, mask, cache, cache_mask)
+        else:
+            layer_kvs = []
+            for index in range(cfg.num_layers):
+                layer_cache = None if cache is None else KVCache(*(c[index] for c in cache))
+                x, layer_kv = block(cfg, emit_kv, name=f"layer_{index}")(
+                    x, rope, mask, layer_cache, cache_mask
+                )
+                layer_kvs.append(layer_kv)
+            kv = jax.tree.map(lambda *kvs: jnp.stack(kvs), *layer_kvs) if emit_kv else None
+        return self.final_norm(x), kv
+
+
+def _causal_mask(batch: int, length: int) -> Array:
+    causal = jnp.tril(jnp.ones((length, length), dtype=bool))
+    return jnp.broadcast_to(causal, (batch, length, length))
+
+
+def _boxed_params(config: ModelConfig, rng: Array) -> Params:
+    return Transformer(config).init(rng, jnp.zeros((1, 1), jnp.int32))["params"]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def init_params(config: ModelConfig, rng: Array) -> Params:
+    """Freshly initialised parameters (plain arrays; `logical_axes` gives their axis names)."""
+    return nn.unbox(_boxed_params(config, rng))
+
+
+def logical_axes(config: ModelConfig) -> Params:
+    """The logical axis names of every parameter, as a pytree of PartitionSpecs (no allocation)."""
+    boxed = jax.eval_shape(functools.partial(_boxed_params, config), jax.random.key(0))
+    return nn.get_partition_spec(boxed)
+
+
+def unstack_layers(params: Params, config: ModelConfig) -> tuple[Params, ModelConfig]:
+    """The same model with one parameter entry per layer ("layer_0", ...) and unscanned layers.
+
+    Decoding runs faster unrolled: a scan slices (copies) every layer's weights at every step.
+    """
+    if not config.scan_layers:
+        return params, config
+    unstacked = {name: value for name, value in params.items() if name != "layers"}
+    for index in range(config.num_layers):
+        unstacked[f"layer_{index}"] = jax.tree.map(operator.itemgetter(index), params["layers"])
+    return unstacked, dataclasses.replace(config, scan_layers=False)
+
+
+def count_params(config: ModelConfig) -> int:
+    """Number of parameters, computed from shapes only (no allocation)."""
+    shapes = jax.eval_shape(functools.partial(init_params, config), jax.random.key(0))
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes))
