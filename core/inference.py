@@ -1,0 +1,128 @@
+"""Text in, text out: a trained checkpoint plus its tokenizer, for evals, samples and serving.
+
+A run directory (what the trainer writes) holds `checkpoints/` and the `tokenizer.json` the data
+was packed with; `load_completer` accepts the run directory or its `checkpoints/` folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from tokenizers import Tokenizer
+
+from core.checkpoint import CheckpointError, load_model
+from core.config import ModelConfig
+from core.generate import SamplingConfig, generate
+from core.model import Transformer
+from core.tokenizer import EOS_ID, PAD_ID, TOKENIZER_FILE, load_tokenizer
+from core.train_step import loss_sum
+from core.trainer import CHECKPOINT_DIR
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """`text` up to (not including) the earliest occurrence of any stop string."""
+    end = min((index for s in stop if s and (index := text.find(s)) >= 0), default=len(text))
+    return text[:end]
+
+
+class CheckpointCompleter:
+    """Completions and perplexity from one model; prompts run in fixed-size batches so that
+    compiled programs are reused across calls."""
+
+    def __init__(
+        self, config: ModelConfig, params: Any, tokenizer: Tokenizer, batch_size: int = 8
+    ) -> None:
+        self.config = config.for_backend(jax.default_backend())
+        self.params = params
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+
+    def complete_ids(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        sampling: SamplingConfig,
+        seed: int,
+    ) -> list[list[int]]:
+        """Generated ids per prompt (EOS ends a row). Prompts keep their last tokens when they
+        would not fit in max_seq_len together with max_new_tokens."""
+        max_new_tokens = min(max_new_tokens, self.config.max_seq_len - 1)
+        keep = self.config.max_seq_len - max_new_tokens
+        prompts = [list(prompt)[-keep:] or [EOS_ID] for prompt in prompts]
+        outputs: list[list[int]] = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = prompts[start : start + self.batch_size]
+            padded = batch + [batch[-1]] * (self.batch_size - len(batch))
+            generation = generate(
+                self.params,
+                self.config,
+                padded,
+                max_new_tokens,
+                sampling=sampling,
+                stop_ids=(EOS_ID,),
+                rng=jax.random.fold_in(jax.random.key(seed), start),
+            )
+            outputs.extend(generation.token_lists()[: len(batch)])
+        return outputs
+
+    def complete(
+        self,
+        prompts: list[str],
+        n_samples: int,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        stop: list[str],
+        seed: int,
+    ) -> list[list[str]]:
+        """`n_samples` completions per prompt, each cut before the first stop string."""
+        encoded = [encoding.ids for encoding in self.tokenizer.encode_batch(prompts)]
+        repeated = [ids for ids in encoded for _ in range(n_samples)]
+        sampling = SamplingConfig(temperature=temperature, top_p=top_p)
+        generated = self.complete_ids(repeated, max_new_tokens, sampling, seed)
+        texts = [cut_at_stop(text, stop) for text in self.tokenizer.decode_batch(generated)]
+        return [texts[i : i + n_samples] for i in range(0, len(texts), n_samples)]
+
+    def perplexity(self, texts: list[str]) -> float:
+        """Token-level perplexity of `texts`, packed EOS-separated into max_seq_len rows."""
+        stream = [
+            token
+            for encoding in self.tokenizer.encode_batch(texts)
+            for token in (*encoding.ids, EOS_ID)
+        ]
+        row_length = self.config.max_seq_len + 1
+        rows = np.full((math.ceil(len(stream) / row_length), row_length), PAD_ID, np.int32)
+        rows.flat[: len(stream)] = stream
+        total, count = 0.0, 0.0
+        for start in range(0, len(rows), self.batch_size):
+            batch_loss, batch_count = _loss_sum(
+                self.config, self.params, rows[start : start + self.batch_size]
+            )
+            total, count = total + float(batch_loss), count + float(batch_count)
+        return math.exp(total / max(count, 1.0))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _loss_sum(config: ModelConfig, params: Any, rows: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return loss_sum(Transformer(config), params, rows)
+
+
+def run_directory(path: str | Path) -> Path:
+    """The run directory for a path naming either it or its checkpoints/ folder."""
+    path = Path(path)
+    return path.parent if path.name == CHECKPOINT_DIR else path
+
+
+def load_completer(path: str | Path, step: int | None = None) -> CheckpointCompleter:
+    """A completer for the run at `path` (run directory or its checkpoints/ folder)."""
+    run_dir = run_directory(path)
+    if not (run_dir / TOKENIZER_FILE).is_file():
+        raise CheckpointError(f"{run_dir}: no {TOKENIZER_FILE} beside the checkpoints")
+    config, params = load_model(run_dir / CHECKPOINT_DIR, step)
+    return CheckpointCompleter(config, params, load_tokenizer(run_dir / TOKENIZER_FILE))

@@ -1,0 +1,211 @@
+"""The jitted, sharded training and evaluation steps.
+
+A loader row batch int32 [B, S+1] becomes inputs tokens[:, :-1] and targets tokens[:, 1:]; a new
+segment (packed file) starts after each EOS, positions restart per segment, and PAD targets are
+masked. The cross-entropy runs in float32 over sequence chunks, so [B, S, vocab] logits never
+exist at once. Gradients are accumulated over `grad_accum` micro-batches with lax.scan, as sums,
+and divided by the global token count, so accumulation matches one big batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from core.config import ModelConfig, TrainConfig
+from core.model import Transformer, init_params, logical_axes
+from core.optimizer import learning_rate_schedule, make_optimizer
+from core.sharding import (
+    BATCH_AXES,
+    batch_sharding,
+    logical_to_shardings,
+    mesh_context,
+    replicated,
+)
+from core.tokenizer import EOS_ID, PAD_ID
+
+# Target size of one cross-entropy chunk, in tokens: [chunk, vocab] f32 logits stay small.
+LOSS_CHUNK_TOKENS = 2048
+
+Metrics = dict[str, jax.Array]
+
+
+class TrainState(train_state.TrainState):
+    """Step, params and optimizer state, plus the run's base PRNG key.
+
+    The params were initialised from fold_in(rng, 0); the key is checkpointed with the state.
+    """
+
+    rng: jax.Array
+
+
+class Batch(NamedTuple):
+    """Model inputs and loss targets derived from loader rows."""
+
+    inputs: jax.Array
+    targets: jax.Array
+    positions: jax.Array
+    segment_ids: jax.Array
+    loss_mask: jax.Array
+
+
+def prepare_batch(rows: jax.Array) -> Batch:
+    """Split rows [B, S+1] into next-token inputs/targets with packed-file segments."""
+    inputs, targets = rows[:, :-1], rows[:, 1:]
+    is_eos = inputs == EOS_ID
+    segment_ids = jnp.cumsum(is_eos, axis=1, dtype=jnp.int32) - is_eos
+    index = jnp.arange(inputs.shape[1], dtype=jnp.int32)
+    starts_segment = jnp.pad(is_eos[:, :-1], ((0, 0), (1, 0)), constant_values=True)
+    segment_start = jax.lax.cummax(jnp.where(starts_segment, index, 0), axis=1)
+    return Batch(inputs, targets, index - segment_start, segment_ids, targets != PAD_ID)
+
+
+def _chunk_length(seq_len: int, batch: int) -> int:
+    """The largest divisor of seq_len with at most LOSS_CHUNK_TOKENS tokens per chunk."""
+    limit = max(1, LOSS_CHUNK_TOKENS // batch)
+    return max(c for c in range(1, min(seq_len, limit) + 1) if seq_len % c == 0)
+
+
+def chunked_cross_entropy(
+    model: Transformer, params: Any, hidden: jax.Array, targets: jax.Array, mask: jax.Array
+) -> jax.Array:
+    """Sum of masked float32 cross-entropy of the tied-embedding logits of hidden [B, S, D]."""
+    batch, seq_len = hidden.shape[:2]
+    chunk = _chunk_length(seq_len, batch)
+
+    def to_chunks(x: jax.Array) -> jax.Array:
+        return x.reshape(batch, seq_len // chunk, chunk, *x.shape[2:]).swapaxes(0, 1)
+
+    @jax.checkpoint
+    def chunk_loss(total: jax.Array, xs: tuple[jax.Array, ...]) -> tuple[jax.Array, None]:
+        hidden_chunk, target_chunk, mask_chunk = xs
+        logits = model.apply({"params": params}, hidden_chunk, method=Transformer.logits)
+        target_logits = jnp.take_along_axis(logits, target_chunk[..., None], axis=-1)[..., 0]
+        losses = jax.nn.logsumexp(logits, axis=-1) - target_logits
+        return total + jnp.sum(losses * mask_chunk), None
+
+    total, _ = jax.lax.scan(
+        chunk_loss,
+        jnp.zeros((), jnp.float32),
+        (to_chunks(hidden), to_chunks(targets), to_chunks(mask)),
+    )
+    return total
+
+
+def loss_sum(model: Transformer, params: Any, rows: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(summed token losses, number of unmasked target tokens) for loader rows [B, S+1]."""
+    batch = prepare_batch(rows)
+    hidden = model.apply(
+        {"params": params}, batch.inputs, batch.positions, batch.segment_ids, return_hidden=True
+    )
+    mask = batch.loss_mask.astype(jnp.float32)
+    return chunked_cross_entropy(model, params, hidden, batch.targets, mask), jnp.sum(mask)
+
+
+def _micro_batches(rows: jax.Array, count: int, mesh: Mesh) -> jax.Array:
+    """[B, S+1] -> [count, B/count, S+1] taking strided rows, so each stays on its device."""
+    stacked = rows.reshape(rows.shape[0] // count, count, rows.shape[1]).swapaxes(0, 1)
+    return jax.lax.with_sharding_constraint(
+        stacked, NamedSharding(mesh, PartitionSpec(None, BATCH_AXES))
+    )
+
+
+def train_step(
+    state: TrainState, rows: jax.Array, *, model: Transformer, config: TrainConfig, mesh: Mesh
+) -> tuple[TrainState, Metrics]:
+    """One optimizer step on a global row batch, accumulating over config.grad_accum."""
+    grad_fn = jax.value_and_grad(lambda p, r: loss_sum(model, p, r), has_aux=True)
+
+    def accumulate(carry: tuple[Any, ...], micro_rows: jax.Array) -> tuple[tuple[Any, ...], None]:
+        grad_total, loss_total, count_total = carry
+        (loss, count), grads = grad_fn(state.params, micro_rows)
+        grad_total = jax.tree.map(jnp.add, grad_total, grads)
+        return (grad_total, loss_total + loss, count_total + count), None
+
+    zeros = jax.tree.map(jnp.zeros_like, state.params)
+    init = (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+    (grad_total, loss_total, count), _ = jax.lax.scan(
+        accumulate, init, _micro_batches(rows, config.grad_accum, mesh)
+    )
+    count = jnp.maximum(count, 1.0)
+    grads = jax.tree.map(lambda g: g / count, grad_total)
+    metrics = {
+        "loss": loss_total / count,
+        "grad_norm": optax.tree.norm(grads),
+        "lr": learning_rate_schedule(config)(state.step),
+        "target_tokens": count,
+    }
+    return state.apply_gradients(grads=grads), metrics
+
+
+class StepFunctions(NamedTuple):
+    """Compiled steps plus the shardings they were compiled for."""
+
+    train: Callable[[TrainState, jax.Array], tuple[TrainState, Metrics]]
+    eval: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]
+    init: Callable[[], TrainState]
+    state_shardings: TrainState
+    abstract_state: TrainState
+
+
+def _in_mesh(fn: Callable[..., Any], mesh: Mesh) -> Callable[..., Any]:
+    def wrapped(*args: Any) -> Any:
+        with mesh_context(mesh):
+            return fn(*args)
+
+    return wrapped
+
+
+def build_steps(model_config: ModelConfig, train_config: TrainConfig, mesh: Mesh) -> StepFunctions:
+    """Jitted init/train/eval with params and optimizer state placed by the logical-axis rules."""
+    model = Transformer(model_config)
+    tx = make_optimizer(train_config, logical_axes(model_config))
+
+    def create() -> TrainState:
+        rng = jax.random.PRNGKey(train_config.seed)
+        params = init_params(model_config, jax.random.fold_in(rng, 0))
+        return TrainState.create(apply_fn=model.apply, params=params, tx=tx, rng=rng)
+
+    abstract = jax.eval_shape(create)
+    param_shardings = logical_to_shardings(logical_axes(model_config), mesh)
+    opt_shardings = optax.tree_map_params(
+        tx,
+        lambda _, sharding: sharding,
+        abstract.opt_state,
+        param_shardings,
+        transform_non_params=lambda _: replicated(mesh),
+    )
+    state_shardings = abstract.replace(
+        step=replicated(mesh), params=param_shardings, opt_state=opt_shardings, rng=replicated(mesh)
+    )
+    abstract_state = jax.tree.map(
+        lambda leaf, sharding: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding),
+        abstract,
+        state_shardings,
+    )
+    rows_sharding = batch_sharding(mesh)
+    train = jax.jit(
+        lambda state, rows: train_step(state, rows, model=model, config=train_config, mesh=mesh),
+        in_shardings=(state_shardings, rows_sharding),
+        out_shardings=(state_shardings, replicated(mesh)),
+        donate_argnums=0,
+    )
+    evaluate = jax.jit(
+        lambda params, rows: loss_sum(model, params, rows),
+        in_shardings=(param_shardings, rows_sharding),
+        out_shardings=replicated(mesh),
+    )
+    init = jax.jit(create, out_shardings=state_shardings)
+    return StepFunctions(
+        train=_in_mesh(train, mesh),
+        eval=_in_mesh(evaluate, mesh),
+        init=_in_mesh(init, mesh),
+        state_shardings=state_shardings,
+        abstract_state=abstract_state,
+    )
