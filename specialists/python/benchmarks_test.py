@@ -10,13 +10,13 @@ import pytest
 from evals.errors import EvalError
 from evals.harness import evaluate
 from evals.sandbox import Limits, Sandbox
+from evals.toolchain import sandbox_python
 from specialists.python.benchmarks import (
-    canonical_samples,
+    canonical_sample,
     load_humaneval,
     load_mbpp,
     program_source,
     python_benchmark,
-    sandbox_interpreter,
     syntax_valid,
 )
 
@@ -97,10 +97,10 @@ def test_mbpp_falls_back_to_the_hub_and_says_so_offline(
 
 
 def test_canonical_samples_use_each_benchmarks_ids() -> None:
-    humaneval = canonical_samples(load_humaneval()[:1])
-    mbpp = canonical_samples(load_mbpp(split="test")[:1])
-    assert humaneval[0]["task_id"] == "HumanEval/0" and mbpp[0]["task_id"] == 11
-    assert mbpp[0]["completion"] == load_mbpp(split="test")[0].canonical
+    humaneval = canonical_sample(load_humaneval()[0])
+    mbpp = canonical_sample(load_mbpp(split="test")[0])
+    assert humaneval["task_id"] == "HumanEval/0" and mbpp["task_id"] == 11
+    assert mbpp["completion"] == load_mbpp(split="test")[0].canonical
 
 
 def test_syntax_valid_checks_the_prompt_with_the_completion() -> None:
@@ -108,11 +108,6 @@ def test_syntax_valid_checks_the_prompt_with_the_completion() -> None:
     assert syntax_valid(task, task.canonical)
     assert not syntax_valid(task, "    return (\n")
     assert not syntax_valid(task, "\0")
-
-
-def test_sandbox_interpreter_runs_isolated(sandbox: Sandbox) -> None:
-    interpreter = sandbox_interpreter(sandbox)
-    assert Path(interpreter).name.startswith("python3")
 
 
 def test_canonical_pass_and_wrong_or_hostile_fail(sandbox: Sandbox) -> None:
@@ -124,7 +119,7 @@ def test_canonical_pass_and_wrong_or_hostile_fail(sandbox: Sandbox) -> None:
         "    import os\n    os.kill(os.getppid(), 9)\n    return []\n",
         "    open('/etc/passwd', 'a').write('x')\n",
     ]
-    interpreter = sandbox_interpreter(sandbox)
+    interpreter = sandbox_python(sandbox)
     humaneval_results = evaluate(
         python_benchmark("humaneval", humaneval, interpreter),
         {

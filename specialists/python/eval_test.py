@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from evals import cli as shared_cli
 from specialists.python import eval as eval_cli
 from specialists.python.benchmarks import load_humaneval, load_mbpp
 
@@ -111,7 +112,9 @@ def test_checkpoint_generation_and_perplexity(
 ) -> None:
     completer = CanonicalCompleter()
     loaded: list[Path] = []
-    monkeypatch.setattr(eval_cli, "_load_completer", lambda path: loaded.append(path) or completer)
+    monkeypatch.setattr(
+        shared_cli, "_load_completer", lambda path: loaded.append(path) or completer
+    )
     held_out = tmp_path / "held_out"
     held_out.mkdir()
     (held_out / "module.py").write_text("def f():\n    return 1\n")

@@ -1,0 +1,11 @@
+"""Train the SQL specialist: `python -m specialists.sql.train [--config test|prod] ...`."""
+
+from __future__ import annotations
+
+import sys
+
+from specialists.job import train_main
+from specialists.sql.specialist import SPECIALIST
+
+if __name__ == "__main__":
+    sys.exit(train_main(SPECIALIST))

@@ -1,0 +1,37 @@
+"""Test helper: a specialist's whole train job, a few steps of a tiny model on a small corpus."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.config import ModelConfig, save_json
+from specialists.job import Specialist, parse_args, run
+
+TINY_VOCAB = 512
+TINY_MODEL = ModelConfig(
+    vocab_size=TINY_VOCAB, hidden_dim=32, num_layers=1, num_heads=2, num_kv_heads=1,
+    head_dim=16, ffn_dim=64, max_seq_len=64, dtype="float32",
+)  # fmt: skip
+
+
+def train_tiny(
+    specialist: Specialist, sources: Sequence[Path], work: Path, *flags: str
+) -> dict[str, Any]:
+    """Prepare `sources` and train TINY_MODEL for 3 steps under `work`; returns the job summary.
+
+    `flags` are extra job flags, e.g. relaxed filter thresholds for a synthetic corpus.
+    """
+    model = work / "model.json"
+    work.mkdir(parents=True, exist_ok=True)
+    save_json(TINY_MODEL, model)
+    argv = [
+        "--model-config", str(model), "--source", *map(str, sources),
+        "--out", str(work / "run"), "--data-dir", str(work / "data"),
+        "--steps", "3", "--batch-size", "2", "--seq-len", "32", "--warmup-steps", "1",
+        "--log-every", "1", "--eval-every", "3", "--eval-batches", "1", "--save-every", "3",
+        "--vocab-size", str(TINY_VOCAB), "--tokenizer-cache-dir", str(work / "tokenizers"),
+        "--validation-fraction", "0.3", "--workers", "1", "--no-progress", *flags,
+    ]  # fmt: skip
+    return run(specialist, parse_args(specialist, argv))
