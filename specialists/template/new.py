@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grammar", required=True, help="tree-sitter-languages grammar name")
     parser.add_argument("--line-comment", default="//", help="line comment marker (default: //)")
     parser.add_argument("--roots", nargs="*", default=[], help="default local corpus directories")
-    parser.add_argument("--specialists-dir", type=Path, default=TEMPLATE_DIR.parent,
-                        help="where specialists live (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--specialists-dir", type=Path, default=Path("specialists"),
+                        help="where specialists live (default: %(default)s, from the repo root)")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         target = create(args.specialists_dir, args.language, args.extensions, args.grammar,
