@@ -1,0 +1,103 @@
+"""Flags and construction shared by the serve, ask and bench entry points."""
+
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import Executor as ThreadPool
+from pathlib import Path
+
+from core.cli import add_dataclass_args, dataclass_from_args
+from core.inference import load_completer
+from orchestrator.endpoint_planner import EndpointPlanner
+from orchestrator.executor import ExecutionConfig
+from orchestrator.model_planner import load_model_planner
+from orchestrator.pipeline import Orchestrator
+from orchestrator.plan import Planner
+from orchestrator.registry import (
+    RegistryError,
+    build_registry,
+    default_run_dirs,
+    discover_specialists,
+    parse_specialist_flags,
+)
+from orchestrator.rules_planner import RulePlanner
+
+
+def add_orchestrator_args(parser: argparse.ArgumentParser) -> None:
+    """Specialist, planner and ExecutionConfig flags."""
+    parser.add_argument(
+        "--specialist",
+        action="append",
+        default=[],
+        metavar="LANG=RUN_DIR",
+        help="a specialist's run directory (repeatable; default: "
+        "outputs/<lang>-test for each specialists/<lang> that has one)",
+    )
+    parser.add_argument(
+        "--default-language",
+        default="python",
+        help="language of requests that name none (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--planner",
+        choices=("rules", "endpoint", "model"),
+        default="rules",
+        help="rules (offline), endpoint (OpenAI-compatible chat server) or "
+        "model (a checkpoint trained on plan examples) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--planner-url", help="endpoint planner: base URL, e.g. http://host:8001/v1"
+    )
+    parser.add_argument(
+        "--planner-model",
+        default="orchestrator",
+        help="endpoint planner: model name (default: %(default)s)",
+    )
+    parser.add_argument("--planner-api-key", help="endpoint planner: bearer token, if any")
+    parser.add_argument(
+        "--planner-timeout",
+        type=float,
+        default=30.0,
+        help="endpoint planner: seconds before falling back (default: %(default)s)",
+    )
+    parser.add_argument("--planner-run-dir", type=Path, help="model planner: its run directory")
+    parser.add_argument(
+        "--coalesce-prompts",
+        type=int,
+        default=0,
+        help="merge concurrent requests' calls on a specialist into batches of up "
+        "to this many prompts (more requests/s; answers then depend on timing); "
+        "0 runs one call at a time (default: %(default)s)",
+    )
+    add_dataclass_args(parser, ExecutionConfig)
+
+
+def build_planner(args: argparse.Namespace) -> Planner:
+    """The planner the flags choose; every one falls back to the rules planner."""
+    rules = RulePlanner(args.default_language)
+    if args.planner == "endpoint":
+        if not args.planner_url:
+            raise RegistryError("--planner endpoint needs --planner-url")
+        return EndpointPlanner(
+            args.planner_url, args.planner_model, rules, args.planner_api_key, args.planner_timeout
+        )
+    if args.planner == "model":
+        if args.planner_run_dir is None:
+            raise RegistryError("--planner model needs --planner-run-dir")
+        return load_model_planner(args.planner_run_dir, rules)
+    return rules
+
+
+def build_orchestrator(args: argparse.Namespace, pool: ThreadPool) -> Orchestrator:
+    """Discover specialists, load their checkpoints and assemble the orchestrator."""
+    config = dataclass_from_args(ExecutionConfig, args)  # bad flags fail before loading models
+    specialists = discover_specialists()
+    run_dirs = default_run_dirs(specialists) | parse_specialist_flags(args.specialist)
+    if not run_dirs:
+        raise RegistryError(
+            "no specialist checkpoints: train one (./pants run "
+            "specialists/python:train) or pass --specialist LANG=RUN_DIR"
+        )
+    models = {language: load_completer(path) for language, path in run_dirs.items()}
+    registry = build_registry(models, specialists, args.default_language, args.coalesce_prompts)
+    return Orchestrator(build_planner(args), registry, pool, config)

@@ -1,0 +1,212 @@
+"""Run a plan's subtasks on their specialists: concurrent, batched, dependency-ordered, repaired.
+
+Subtasks run level by level (a level depends only on earlier ones, see plan.levels). Within a
+level, the subtasks routed to the same specialist go to it in one batched `complete` call, and
+different specialists' calls run at the same time in a thread pool. A part that does not parse is
+resampled (at `repair_temperature`) up to `max_repairs` times, again one batched call per
+specialist. Each subtask has `timeout_s` in all; a timeout or error fails only the subtasks of
+that call. Batch composition and seeds depend only on the plan, so a fixed seed gives a fixed
+answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from concurrent.futures import Executor as ThreadPool
+from typing import Any
+
+from core.config import ConfigError
+from core.generate import SamplingConfig
+from orchestrator.plan import Plan, Subtask, levels
+from orchestrator.prompts import build_prompt
+from orchestrator.registry import Registry, Route, SpecialistEntry
+
+
+def _option(default: Any, help_text: str) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutionConfig:
+    """How parts are generated, checked and repaired."""
+
+    max_new_tokens: int = _option(128, "tokens each part may generate")
+    temperature: float = _option(0.0, "first attempt's sampling temperature (0: greedy)")
+    top_p: float = _option(0.95, "nucleus sampling mass")
+    max_repairs: int = _option(2, "resamples of a part that does not parse")
+    repair_temperature: float = _option(0.7, "sampling temperature of the resamples")
+    timeout_s: float = _option(120.0, "seconds per subtask, resamples included")
+    seed: int = _option(0, "sampling seed; a fixed seed gives a fixed answer")
+    sequential: bool = _option(
+        False, "one subtask per call, one call at a time (the benchmark's baseline)"
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(
+                    f"ExecutionConfig.{name} must be positive, got {getattr(self, name)}"
+                )
+        if self.max_repairs < 0:
+            raise ConfigError(f"ExecutionConfig.max_repairs must be >= 0, got {self.max_repairs}")
+        for temperature in (self.temperature, self.repair_temperature):
+            SamplingConfig(temperature=temperature, top_p=self.top_p)  # raises ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class PartResult:
+    """One subtask's outcome. `valid` is None when no parser knows `language`."""
+
+    subtask: Subtask
+    language: str  # the language the code is written in: the answering specialist's
+    file: str
+    code: str
+    valid: bool | None
+    attempts: int
+    error: str | None
+    seconds: float
+
+
+def _checked(entry: SpecialistEntry, code: str) -> bool | None:
+    check = entry.profile.syntax_ok
+    if check is None:
+        return None
+    return bool(code.strip()) and check(code)
+
+
+class Executor:
+    """Runs plans on a registry's specialists; `pool` runs the blocking generate calls."""
+
+    def __init__(self, registry: Registry, pool: ThreadPool) -> None:
+        self.registry = registry
+        self.pool = pool
+
+    def start(
+        self, plan: Plan, config: ExecutionConfig
+    ) -> tuple[asyncio.Task[None], dict[str, asyncio.Future]]:
+        """Schedule `plan`; returns the running task and a future per subtask id."""
+        loop = asyncio.get_running_loop()
+        futures = {subtask.id: loop.create_future() for subtask in plan.subtasks}
+        return asyncio.create_task(self._run(plan, config, futures)), futures
+
+    async def run(self, plan: Plan, config: ExecutionConfig) -> dict[str, PartResult]:
+        """Every subtask's result, by id."""
+        task, futures = self.start(plan, config)
+        await task
+        return {subtask_id: future.result() for subtask_id, future in futures.items()}
+
+    async def _run(
+        self, plan: Plan, config: ExecutionConfig, futures: dict[str, asyncio.Future]
+    ) -> None:
+        done: dict[str, PartResult] = {}
+        for level_index, level in enumerate(levels(plan)):
+            routes = {s.id: self.registry.route(s.language) for s in level}
+            if config.sequential:
+                results = [
+                    await self._run_group(routes[s.id], [s], done, config, level_index)
+                    for s in level
+                ]
+            else:
+                groups: dict[str, list[Subtask]] = {}
+                for subtask in level:
+                    groups.setdefault(routes[subtask.id].entry.profile.name, []).append(subtask)
+                results = await asyncio.gather(
+                    *(
+                        self._run_group(routes[members[0].id], members, done, config, level_index)
+                        for members in groups.values()
+                    )
+                )
+            for parts in results:
+                for part in parts:
+                    done[part.subtask.id] = part
+                    futures[part.subtask.id].set_result(part)
+
+    async def _run_group(
+        self,
+        route: Route,
+        subtasks: list[Subtask],
+        done: dict[str, PartResult],
+        config: ExecutionConfig,
+        level_index: int,
+    ) -> list[PartResult]:
+        """One specialist's share of a level: a batched call, then batched repairs."""
+        entry = route.entry
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        deadline = start + config.timeout_s
+        prompts = [
+            build_prompt(
+                s,
+                entry.profile.line_comment,
+                [(done[d].file, done[d].code) for d in s.depends_on if done[d].error is None],
+            )
+            for s in subtasks
+        ]
+        codes: list[str] = [""] * len(subtasks)
+        valid: list[bool | None] = [None] * len(subtasks)
+        attempts = [0] * len(subtasks)
+        errors: list[str | None] = [None] * len(subtasks)
+        pending = list(range(len(subtasks)))
+        for round_index in range(config.max_repairs + 1):
+            temperature = config.temperature if round_index == 0 else config.repair_temperature
+            seed = config.seed + 1000 * level_index + round_index
+            try:
+                outputs = await asyncio.wait_for(
+                    loop.run_in_executor(
+                        self.pool,
+                        _generate_and_check,
+                        entry,
+                        [prompts[i] for i in pending],
+                        [subtasks[i].code for i in pending],
+                        config,
+                        temperature,
+                        seed,
+                    ),
+                    max(deadline - loop.time(), 0.0),
+                )
+            except TimeoutError:
+                reason = f"timed out after {config.timeout_s:g} s"
+                for i in pending:
+                    errors[i] = reason if round_index == 0 else None
+                break
+            except Exception as error:  # a failing model fails its own subtasks, not the request
+                for i in pending:
+                    errors[i] = f"{type(error).__name__}: {error}" if round_index == 0 else None
+                break
+            for i, (code, ok) in zip(pending, outputs, strict=True):
+                codes[i], valid[i] = code, ok
+                attempts[i] += 1
+            pending = [i for i in pending if valid[i] is False]
+            if not pending:
+                break
+        seconds = loop.time() - start
+        return [
+            PartResult(
+                subtask,
+                entry.profile.name,
+                route.file_name(subtask.file),
+                codes[i],
+                valid[i] if errors[i] is None else False,
+                attempts[i],
+                errors[i],
+                seconds,
+            )
+            for i, subtask in enumerate(subtasks)
+        ]
+
+
+def _generate_and_check(
+    entry: SpecialistEntry,
+    prompts: list[str],
+    starts: list[str],
+    config: ExecutionConfig,
+    temperature: float,
+    seed: int,
+) -> list[tuple[str, bool | None]]:
+    """Runs in the pool: one batched call on the specialist, then the parse checks."""
+    completions = entry.model.complete(
+        prompts, 1, config.max_new_tokens, temperature, config.top_p, [], seed
+    )
+    codes = [start + samples[0] for start, samples in zip(starts, completions, strict=True)]
+    return [(code, _checked(entry, code)) for code in codes]

@@ -1,0 +1,103 @@
+"""An orchestrator model trained with this repo's core: its preset, data format and planner.
+
+ORCHESTRATOR is a 3B-class ModelConfig (same architecture as the specialists: MQA, RoPE,
+RMSNorm, SwiGLU, tied embeddings, StarCoder2's 49,152-token vocabulary) for a TPU run.
+
+Plan-example data, one JSON object per line of a .jsonl file:
+
+    {"request": "Build a web scraper in Python that saves to Postgres",
+     "plan": {"subtasks": [...]}}          # the plan schema of orchestrator/plan.py
+
+Each example becomes one training document, `plan_example_text(request, plan)`:
+
+    <issue_start>{request}<issue_comment>{plan as compact JSON}\n
+
+(StarCoder2 special tokens, which the tokenizer keeps as single ids; documents are packed
+EOS-separated like any corpus). At inference the planner sends the text up to <issue_comment>,
+reads one line, and validates it; anything else falls back to the rules planner.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from core.config import ModelConfig
+from core.inference import load_completer
+from orchestrator.plan import Plan, PlanError, PlanResult, plan_from_data, plan_from_text
+from orchestrator.rules_planner import RulePlanner
+from orchestrator.sharing import SerialModel, SpecialistModel
+
+ORCHESTRATOR = ModelConfig(
+    hidden_dim=3072,
+    num_layers=30,
+    num_heads=24,
+    head_dim=128,
+    ffn_dim=8192,
+    max_seq_len=4096,
+    remat=True,
+)
+
+_REQUEST_START = "<issue_start>"
+_PLAN_START = "<issue_comment>"
+
+
+def plan_prompt(request: str) -> str:
+    """The text the model continues with a plan."""
+    return f"{_REQUEST_START}{request}{_PLAN_START}"
+
+
+def plan_example_text(request: str, plan: Plan) -> str:
+    """One training document: the prompt, the plan as one line of JSON, a newline."""
+    return (
+        plan_prompt(request)
+        + json.dumps(plan.model_dump(mode="json"), separators=(",", ":"))
+        + "\n"
+    )
+
+
+def read_plan_examples(path: str | Path) -> list[tuple[str, Plan]]:
+    """Validated (request, plan) pairs of a plan-example .jsonl file; errors name the line."""
+    examples = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            examples.append((str(record["request"]), plan_from_data(record["plan"])))
+        except (json.JSONDecodeError, KeyError, TypeError, PlanError) as error:
+            raise PlanError(f"{path}:{number}: {error}") from error
+    return examples
+
+
+class ModelPlanner:
+    """Plans with a checkpoint trained on plan examples; falls back to the rules planner."""
+
+    name = "model"
+
+    def __init__(
+        self, model: SpecialistModel, fallback: RulePlanner, max_new_tokens: int = 512
+    ) -> None:
+        self.model = SerialModel(model)
+        self.fallback = fallback
+        self.max_new_tokens = max_new_tokens
+
+    def plan(self, request: str) -> PlanResult:
+        """The model's plan (greedy), or the rules planner's with a note saying why."""
+        [[output]] = self.model.complete(
+            [plan_prompt(request)], 1, self.max_new_tokens, 0.0, 1.0, ["\n"], 0
+        )
+        try:
+            return PlanResult(plan_from_text(output), self.name)
+        except PlanError as error:
+            fallback = self.fallback.plan(request)
+            return PlanResult(
+                fallback.plan,
+                fallback.planner,
+                (*fallback.notes, f"model planner output unusable ({error}); used rules"),
+            )
+
+
+def load_model_planner(run_dir: str | Path, fallback: RulePlanner) -> ModelPlanner:
+    """A ModelPlanner over the checkpoint and tokenizer in `run_dir`."""
+    return ModelPlanner(load_completer(run_dir), fallback)

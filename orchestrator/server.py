@@ -1,0 +1,255 @@
+"""The OpenAI-compatible HTTP API (FastAPI): chat via the orchestrator, raw specialist completions.
+
+POST /v1/chat/completions (stream: true sends server-sent events), POST /v1/completions,
+GET /v1/models, GET /health. Errors use OpenAI's error shape. Generation runs in the
+orchestrator's thread pool on thread-safe specialist models (sharing.py: one call at a time, or
+concurrent calls merged), so the event loop keeps serving while the models work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException
+
+from core.config import ConfigError
+from orchestrator.languages import canonical_language
+from orchestrator.openai_api import (
+    APIError,
+    ChatChunks,
+    ChatRequest,
+    CompletionRequest,
+    chat_completion,
+    error_body,
+    model_list,
+    text_completion,
+)
+from orchestrator.pipeline import Orchestrator
+from orchestrator.plan import PlanError
+
+ORCHESTRATOR_MODEL = "orchestrator"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerLimits:
+    """What one request may ask for."""
+
+    max_body_bytes: int = dataclasses.field(
+        default=1_000_000, metadata={"help": "largest request body accepted (413 above)"}
+    )
+    max_prompt_chars: int = dataclasses.field(
+        default=8000, metadata={"help": "longest request text or completion prompt"}
+    )
+    max_tokens: int = dataclasses.field(
+        default=512, metadata={"help": "largest max_tokens per chat part or completion"}
+    )
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            if getattr(self, field.name) <= 0:
+                raise ConfigError(
+                    f"--{field.name.replace('_', '-')} must be positive, got "
+                    f"{getattr(self, field.name)}"
+                )
+
+
+def _sse(data: dict[str, Any] | str) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data)
+    return f"data: {payload}\n\n".encode()
+
+
+def _check_prompt(text: str, limits: ServerLimits, param: str) -> None:
+    if len(text) > limits.max_prompt_chars:
+        raise APIError(
+            400,
+            f"{param} has {len(text)} characters; the limit is {limits.max_prompt_chars}",
+            "context_length_exceeded",
+            param,
+        )
+
+
+def _check_max_tokens(value: int | None, limits: ServerLimits, param: str) -> None:
+    if value is not None and value > limits.max_tokens:
+        raise APIError(400, f"{param} is {value}; the limit is {limits.max_tokens}", None, param)
+
+
+def _request_text(request: ChatRequest) -> str:
+    users = [m for m in request.messages if m.role == "user" and m.text().strip()]
+    if not users:
+        raise APIError(400, "messages must contain a user message with text", None, "messages")
+    return users[-1].text()
+
+
+def create_app(
+    orchestrator: Orchestrator, token: str | None = None, limits: ServerLimits | None = None
+) -> FastAPI:
+    """The API app over `orchestrator`; with `token`, /v1/* needs `Authorization: Bearer token`."""
+    limits = limits or ServerLimits()
+    app = FastAPI(title="codefactory orchestrator", docs_url=None, redoc_url=None)
+    created = int(time.time())
+
+    @app.exception_handler(APIError)
+    async def api_error(_: Request, error: APIError) -> JSONResponse:
+        return JSONResponse(error.body(), status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
+        return JSONResponse(error_body(f"{where}: {first['msg']}", param=where), status_code=400)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, error: Exception) -> JSONResponse:
+        message = f"internal error ({type(error).__name__}); the server log has details"
+        return JSONResponse(error_body(message, kind="server_error"), status_code=500)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse(
+            error_body(str(error.detail), code=str(error.status_code)),
+            status_code=error.status_code,
+        )
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        too_big = (
+            int(length) > limits.max_body_bytes
+            if length and length.isdigit()
+            else request.method == "POST" and len(await request.body()) > limits.max_body_bytes
+        )
+        if too_big:
+            return JSONResponse(
+                error_body(
+                    f"request body exceeds {limits.max_body_bytes} bytes", code="request_too_large"
+                ),
+                status_code=413,
+            )
+        return await call_next(request)
+
+    async def authorised(request: Request) -> None:
+        if token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise APIError(
+                401, "missing or wrong bearer token", "invalid_api_key", kind="authentication_error"
+            )
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "planner": orchestrator.planner.name,
+            "specialists": orchestrator.registry.languages,
+        }
+
+    @app.get("/v1/models", dependencies=[Depends(authorised)])
+    async def models() -> dict[str, Any]:
+        return model_list([ORCHESTRATOR_MODEL, *orchestrator.registry.languages], created)
+
+    @app.post("/v1/chat/completions", dependencies=[Depends(authorised)])
+    async def chat(request: ChatRequest):
+        if request.model != ORCHESTRATOR_MODEL:
+            raise APIError(
+                404,
+                f"model {request.model!r} does not exist; chat uses {ORCHESTRATOR_MODEL!r}",
+                "model_not_found",
+                "model",
+            )
+        text = _request_text(request)
+        _check_prompt(text, limits, "messages")
+        max_tokens = request.max_completion_tokens or request.max_tokens
+        _check_max_tokens(max_tokens, limits, "max_tokens")
+        base = orchestrator.config
+        config = dataclasses.replace(
+            base,
+            temperature=base.temperature if request.temperature is None else request.temperature,
+            top_p=base.top_p if request.top_p is None else request.top_p,
+            seed=base.seed if request.seed is None else request.seed,
+            max_new_tokens=max_tokens or base.max_new_tokens,
+        )
+        pieces = orchestrator.stream(text, config)
+        try:
+            first = await anext(pieces)  # plan errors surface here, before any bytes are sent
+        except PlanError as error:
+            raise APIError(400, str(error), None, "messages") from error
+        if not request.stream:
+            rest = [piece async for piece in pieces]
+            return chat_completion(request.model, first + "".join(rest))
+        return StreamingResponse(
+            _chat_events(request.model, first, pieces),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    @app.post("/v1/completions", dependencies=[Depends(authorised)])
+    async def completions(request: CompletionRequest):
+        entry = orchestrator.registry.entries.get(canonical_language(request.model))
+        if entry is None:
+            raise APIError(
+                404,
+                f"model {request.model!r} does not exist; completions use a "
+                f"specialist: {', '.join(orchestrator.registry.languages)}",
+                "model_not_found",
+                "model",
+            )
+        prompts = request.prompts()
+        if len(prompts) > 8:
+            raise APIError(
+                400, f"prompt has {len(prompts)} entries; the limit is 8", None, "prompt"
+            )
+        for prompt in prompts:
+            _check_prompt(prompt, limits, "prompt")
+        _check_max_tokens(request.max_tokens, limits, "max_tokens")
+        if len(request.stops()) > 4:
+            raise APIError(400, "stop has more than 4 entries", None, "stop")
+
+        def run() -> list[list[str]]:
+            return entry.model.complete(
+                prompts,
+                request.n,
+                request.max_tokens,
+                request.temperature,
+                request.top_p,
+                request.stops(),
+                request.seed,
+            )
+
+        samples = await asyncio.get_running_loop().run_in_executor(orchestrator.pool, run)
+        texts = [
+            (prompt if request.echo else "") + text
+            for prompt, outputs in zip(prompts, samples, strict=True)
+            for text in outputs
+        ]
+        body = text_completion(request.model, texts)
+        if not request.stream:
+            return body
+        return StreamingResponse(_completion_events(body), media_type="text/event-stream")
+
+    return app
+
+
+async def _chat_events(model: str, first: str, pieces: AsyncIterator[str]) -> AsyncIterator[bytes]:
+    chunks = ChatChunks(model)
+    yield _sse(chunks.chunk({"role": "assistant", "content": ""}))
+    yield _sse(chunks.chunk({"content": first}))
+    async for piece in pieces:
+        yield _sse(chunks.chunk({"content": piece}))
+    yield _sse(chunks.chunk({}, "stop"))
+    yield _sse("[DONE]")
+
+
+async def _completion_events(body: dict[str, Any]) -> AsyncIterator[bytes]:
+    for choice in body["choices"]:
+        yield _sse(body | {"choices": [choice]})
+    yield _sse("[DONE]")
