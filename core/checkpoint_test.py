@@ -12,19 +12,12 @@ import numpy as np
 import pytest
 
 from core.checkpoint import Checkpointer, CheckpointError, load_model, run_config_dict
-from core.config import ModelConfig, TrainConfig
+from core.config import TrainConfig
 from core.sharding import make_mesh
+from core.testing import TINY_TRAINED
 from core.train_step import build_steps
 
-TINY = ModelConfig(
-    vocab_size=128,
-    hidden_dim=32,
-    num_heads=2,
-    head_dim=16,
-    ffn_dim=64,
-    num_layers=2,
-    max_seq_len=16,
-)
+TINY = TINY_TRAINED
 TRAIN = TrainConfig(steps=4, batch_size=8, seq_len=16, warmup_steps=1, mesh="fsdp=8")
 CONFIG = run_config_dict(TINY, TRAIN)
 

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.config import ConfigError, ModelConfig
+from core.config import ConfigError
 from core.generate import (
     GenerationError,
     SamplingConfig,
@@ -14,19 +14,9 @@ from core.generate import (
     sample_token,
 )
 from core.model import Transformer, init_params
+from core.testing import TINY_DECODER
 
-TINY = ModelConfig(
-    vocab_size=256,
-    hidden_dim=64,
-    num_layers=2,
-    num_heads=4,
-    num_kv_heads=1,
-    head_dim=16,
-    ffn_dim=128,
-    max_seq_len=64,
-    dtype="float32",
-    init_std=0.1,
-)
+TINY = TINY_DECODER
 NEW_TOKENS = 10
 PROMPTS = [[5, 17, 200], [9, 1, 44, 3, 250, 77, 12, 8, 31], [100, 101, 102, 103, 104]]
 

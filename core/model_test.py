@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.config import PROD, TEST, ConfigError, ModelConfig
+from core.config import PROD, TEST, ConfigError
 from core.model import (
     KVCache,
     Transformer,
@@ -17,19 +17,9 @@ from core.model import (
     rope_angles,
     unstack_layers,
 )
+from core.testing import TINY_DECODER
 
-TINY = ModelConfig(
-    vocab_size=256,
-    hidden_dim=64,
-    num_layers=2,
-    num_heads=4,
-    num_kv_heads=1,
-    head_dim=16,
-    ffn_dim=128,
-    max_seq_len=64,
-    dtype="float32",
-    init_std=0.1,
-)
+TINY = TINY_DECODER
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,12 @@
 """Tests for mesh parsing and logical-axis placement (8 simulated CPU devices, see BUILD)."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from core.config import ModelConfig
 from core.model import logical_axes
 from core.sharding import (
     MeshError,
@@ -14,16 +15,9 @@ from core.sharding import (
     make_mesh,
     parse_mesh,
 )
+from core.testing import TINY_TRAINED
 
-TINY = ModelConfig(
-    vocab_size=128,
-    hidden_dim=32,
-    num_heads=2,
-    head_dim=16,
-    ffn_dim=64,
-    num_layers=2,
-    max_seq_len=32,
-)
+TINY = dataclasses.replace(TINY_TRAINED, max_seq_len=32)
 
 
 def test_parse_mesh_defaults_to_fsdp_over_all_devices():

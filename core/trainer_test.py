@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from core.checkpoint import Checkpointer
-from core.config import ModelConfig, TrainConfig
+from core.config import TrainConfig
+from core.testing import TINY_TRAINED
 from core.trainer import (
     CHECKPOINT_DIR,
     LOSS_CURVE_FILE,
@@ -20,15 +21,7 @@ from core.trainer import (
     train,
 )
 
-TINY = ModelConfig(
-    vocab_size=128,
-    hidden_dim=32,
-    num_heads=2,
-    head_dim=16,
-    ffn_dim=64,
-    num_layers=2,
-    max_seq_len=16,
-)
+TINY = TINY_TRAINED
 TRAIN = TrainConfig(
     steps=6,
     batch_size=4,
