@@ -35,3 +35,22 @@ def train_tiny(
         "--validation-fraction", "0.3", "--workers", "1", "--no-progress", *flags,
     ]  # fmt: skip
     return run(specialist, parse_args(specialist, argv))
+
+
+def check_train_job(
+    specialist: Specialist, work: Path, modules: Sequence[str], broken: str
+) -> dict[str, Any]:
+    """Train on `modules` (distinct valid files) plus one `broken` file and check that the job
+    dropped exactly the broken one, trained and sampled; returns the summary."""
+    source = work / "src"
+    source.mkdir(parents=True)
+    extension = specialist.language.extensions[0]
+    for index, text in enumerate(modules):
+        (source / f"module_{index}{extension}").write_text(text)
+    (source / f"broken{extension}").write_text(broken)
+    summary = train_tiny(specialist, [source], work / "job")
+    assert summary["step"] == 3
+    assert summary["data"]["dropped"] == {"syntax_error": 1}
+    assert summary["data"]["files_kept"] == len(modules)
+    assert summary["samples"] == len(specialist.sample_prompts)
+    return summary

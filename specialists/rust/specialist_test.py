@@ -10,7 +10,7 @@ from data_tools.sources import SourceError
 from specialists.rust import corpus
 from specialists.rust.filters import rust_drop_reason
 from specialists.rust.specialist import SPECIALIST
-from specialists.testing import train_tiny
+from specialists.testing import check_train_job
 
 VALID = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n"
 
@@ -53,13 +53,5 @@ def test_no_local_rust_says_how_to_get_some(
 
 
 def test_train_job_on_a_small_rust_corpus(tmp_path: Path) -> None:
-    source = tmp_path / "src"
-    source.mkdir()
-    for seed in range(12):
-        (source / f"module_{seed}.rs").write_text(rust_module(seed))
-    (source / "broken.rs").write_text(rust_module(99) + "fn broken( {\n")
-    summary = train_tiny(SPECIALIST, [source], tmp_path / "work")
-    assert summary["step"] == 3 and summary["data"]["dropped"]["syntax_error"] == 1
-    assert summary["data"]["files_kept"] == 12 and summary["samples"] == len(
-        SPECIALIST.sample_prompts
-    )
+    modules = [rust_module(seed) for seed in range(12)]
+    check_train_job(SPECIALIST, tmp_path, modules, rust_module(99) + "fn broken( {\n")
