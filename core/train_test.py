@@ -11,22 +11,14 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh
 
-from core.config import ModelConfig, TrainConfig
+from core.config import TrainConfig
 from core.model import Transformer, init_params
 from core.sharding import global_batch, make_mesh
+from core.testing import TINY_DECODER
 from core.tokenizer import EOS_ID, PAD_ID
 from core.train_step import build_steps, loss_sum, prepare_batch
 
-TINY = ModelConfig(
-    vocab_size=256,
-    hidden_dim=64,
-    num_heads=4,
-    head_dim=16,
-    ffn_dim=128,
-    num_layers=2,
-    max_seq_len=32,
-    dtype="float32",
-)
+TINY = dataclasses.replace(TINY_DECODER, max_seq_len=32, init_std=0.02)
 TRAIN = TrainConfig(steps=4, batch_size=8, seq_len=32, warmup_steps=1, peak_lr=1e-2)
 
 

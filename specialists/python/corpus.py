@@ -11,6 +11,7 @@ import os
 import sysconfig
 from pathlib import Path
 
+from data_tools.local_roots import existing_roots
 from data_tools.spec import LanguageSpec
 from specialists.python.filters import python_drop_reason
 
@@ -26,14 +27,7 @@ def default_roots() -> list[Path]:
     sees them), then the running interpreter's site-packages."""
     candidates = [Path(sysconfig.get_path("stdlib")), *_pyenv_stdlibs()]
     candidates += [Path(sysconfig.get_path(name)) for name in ("purelib", "platlib")]
-    resolved: list[Path] = []
-    for candidate in candidates:
-        if candidate.is_dir() and candidate.resolve() not in resolved:
-            resolved.append(candidate.resolve())
-    return [
-        root for root in resolved
-        if not any(other != root and root.is_relative_to(other) for other in resolved)
-    ]  # fmt: skip
+    return existing_roots(candidates)
 
 
 PYTHON = LanguageSpec(
