@@ -11,6 +11,11 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+def flag_field(default: Any, help_text: str) -> Any:
+    """A dataclass field whose `--flag` (see add_dataclass_args) shows `help_text`."""
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from concurrent.futures import Executor as ThreadPool
-from typing import Any
 
+from core.cli import flag_field
 from core.config import ConfigError
 from core.generate import SamplingConfig
 from orchestrator.plan import Plan, Subtask, levels
@@ -23,22 +23,18 @@ from orchestrator.prompts import build_prompt
 from orchestrator.registry import Registry, Route, SpecialistEntry
 
 
-def _option(default: Any, help_text: str) -> Any:
-    return dataclasses.field(default=default, metadata={"help": help_text})
-
-
 @dataclasses.dataclass(frozen=True)
 class ExecutionConfig:
     """How parts are generated, checked and repaired."""
 
-    max_new_tokens: int = _option(128, "tokens each part may generate")
-    temperature: float = _option(0.0, "first attempt's sampling temperature (0: greedy)")
-    top_p: float = _option(0.95, "nucleus sampling mass")
-    max_repairs: int = _option(2, "resamples of a part that does not parse")
-    repair_temperature: float = _option(0.7, "sampling temperature of the resamples")
-    timeout_s: float = _option(120.0, "seconds per subtask, resamples included")
-    seed: int = _option(0, "sampling seed; a fixed seed gives a fixed answer")
-    sequential: bool = _option(
+    max_new_tokens: int = flag_field(128, "tokens each part may generate")
+    temperature: float = flag_field(0.0, "first attempt's sampling temperature (0: greedy)")
+    top_p: float = flag_field(0.95, "nucleus sampling mass")
+    max_repairs: int = flag_field(2, "resamples of a part that does not parse")
+    repair_temperature: float = flag_field(0.7, "sampling temperature of the resamples")
+    timeout_s: float = flag_field(120.0, "seconds per subtask, resamples included")
+    seed: int = flag_field(0, "sampling seed; a fixed seed gives a fixed answer")
+    sequential: bool = flag_field(
         False, "one subtask per call, one call at a time (the benchmark's baseline)"
     )
 
