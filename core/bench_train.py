@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from core.cli import add_dataclass_args, dataclass_from_args
-from core.config import PRESETS, ConfigError, ModelConfig, TrainConfig
+from core.config import ATTENTION_IMPLEMENTATIONS, PRESETS, ConfigError, ModelConfig, TrainConfig
 from core.flops import mfu, peak_flops, training_flops_per_step
 from core.model import count_params
 from core.sharding import MeshError, global_batch, make_mesh, maybe_initialize_distributed
@@ -70,6 +70,8 @@ def benchmark(
         "seq_len": train_config.seq_len,
         "grad_accum": train_config.grad_accum,
         "remat": model_config.remat,
+        "attention": compute_config.attention,
+        "scan_layers": model_config.scan_layers,
         "step_s": step_s,
         "tokens_per_s": train_config.batch_size * train_config.seq_len / step_s,
         "flops_per_step": flops_per_step,
@@ -93,6 +95,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="rematerialise each block in the backward pass (default: on for GPU/TPU, where "
         "activation memory is the limit; off on the CPU)",
     )
+    parser.add_argument(
+        "--attention",
+        choices=ATTENTION_IMPLEMENTATIONS,
+        default="auto",
+        help="training attention kernel (auto: cudnn flash attention on a GPU, else einsum)",
+    )
+    parser.add_argument(
+        "--scan-layers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the layers as one lax.scan (the checkpoint layout) or unrolled",
+    )
     parser.add_argument("--timed-steps", type=int, default=5, help="steps timed after compiling")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     add_dataclass_args(parser, TrainConfig)
@@ -106,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         train_config = dataclass_from_args(TrainConfig, args)
         model_config = PRESETS[args.config]
         remat = jax.default_backend() != "cpu" if args.remat is None else args.remat
-        model_config = dataclasses.replace(model_config, remat=remat)
+        model_config = dataclasses.replace(
+            model_config, remat=remat, attention=args.attention, scan_layers=args.scan_layers
+        )
         if args.timed_steps < 1:
             raise ConfigError(f"--timed-steps must be positive, got {args.timed_steps}")
         results = benchmark(model_config, train_config, args.timed_steps)

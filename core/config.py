@@ -8,6 +8,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 _DTYPES = ("float32", "bfloat16", "float16")
+# Training-time attention kernels: "einsum" is the model's own (any backend; always used with a
+# KV cache); "xla" and "cudnn" go through jax.nn.dot_product_attention ("cudnn" is its fused
+# flash-attention kernel: GPU only, bf16/fp16 compute; measured 2.2x faster training on an H200).
+# "auto" is resolved by `ModelConfig.for_backend`.
+ATTENTION_IMPLEMENTATIONS = ("auto", "einsum", "xla", "cudnn")
 
 
 class ConfigError(ValueError):
@@ -38,6 +43,7 @@ class ModelConfig:
     init_std: float = 0.02
     scan_layers: bool = True
     remat: bool = False
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
         positive = (
@@ -70,12 +76,26 @@ class ModelConfig:
                 raise ConfigError(
                     f"ModelConfig.{name} must be one of {_DTYPES}, got {getattr(self, name)!r}"
                 )
+        if self.attention not in ATTENTION_IMPLEMENTATIONS:
+            raise ConfigError(
+                f"ModelConfig.attention must be one of {ATTENTION_IMPLEMENTATIONS}, "
+                f"got {self.attention!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
 
     def for_backend(self, backend: str) -> ModelConfig:
-        """The config to run on `backend` ('cpu', 'gpu', 'tpu'): float32 compute on the CPU."""
-        return dataclasses.replace(self, dtype="float32") if backend == "cpu" else self
+        """The config to run on `backend` ('cpu', 'gpu', 'tpu').
+
+        float32 compute on the CPU; "auto" attention becomes cuDNN flash attention on a GPU
+        computing in 16 bits, else the einsum kernel. Parameter shapes never change.
+        """
+        dtype = "float32" if backend == "cpu" else self.dtype
+        attention = self.attention
+        if attention == "auto":
+            flash = backend == "gpu" and dtype in ("bfloat16", "float16")
+            attention = "cudnn" if flash else "einsum"
+        return dataclasses.replace(self, dtype=dtype, attention=attention)
 
 
 # The presets from context.md (Model Specifications).

@@ -39,10 +39,14 @@ def test_json_round_trip(tmp_path):
         assert load_json(type(config), path) == config
 
 
-def test_cpu_backend_computes_in_float32_but_keeps_the_preset():
-    assert TEST.for_backend("cpu").dtype == "float32"
-    assert TEST.for_backend("tpu") == TEST
-    assert TEST.dtype == "bfloat16"
+def test_for_backend_picks_compute_dtype_and_attention_but_keeps_the_preset():
+    cpu, gpu, tpu = (TEST.for_backend(backend) for backend in ("cpu", "gpu", "tpu"))
+    assert (cpu.dtype, cpu.attention) == ("float32", "einsum")
+    assert (gpu.dtype, gpu.attention) == ("bfloat16", "cudnn")
+    assert (tpu.dtype, tpu.attention) == ("bfloat16", "einsum")
+    assert dataclasses.replace(TEST, dtype="float32").for_backend("gpu").attention == "einsum"
+    assert dataclasses.replace(TEST, attention="xla").for_backend("gpu").attention == "xla"
+    assert (TEST.dtype, TEST.attention) == ("bfloat16", "auto")
 
 
 @pytest.mark.parametrize(

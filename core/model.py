@@ -124,6 +124,18 @@ class Attention(nn.Module):
         query = apply_rope(query, rope) * jnp.asarray(head_dim**-0.5, query.dtype)
         key = apply_rope(key, rope)
 
+        if cache is None and cfg.attention in ("xla", "cudnn"):
+            out = jax.nn.dot_product_attention(
+                query,
+                key,
+                value,
+                mask=mask[:, None],
+                scale=1.0,
+                is_causal=True,
+                implementation=cfg.attention,
+            )
+            return self._project_out(out), KVCache(key, value)
+
         # Fold the query heads that share a key/value head into the query rows, so each
         # score/value product is one plain batched matmul per K/V head (no K/V copies per query
         # head; measured ~1.5x faster than 5-D einsums on the CPU, forward plus backward).
@@ -153,14 +165,18 @@ class Attention(nn.Module):
             out += jnp.einsum("bkqt,btkd->bkqd", probs[..., cached_len:], value)
         out = out.reshape(batch, kv_heads, length, groups, head_dim).transpose(0, 2, 1, 3, 4)
         out = out.reshape(batch, length, heads, head_dim)
-        out = _projection(
+        return self._project_out(out), KVCache(key, value)
+
+    def _project_out(self, heads_out: Array) -> Array:
+        """Merge the heads of heads_out [B,S,H,Dh] back to [B,S,D]."""
+        cfg = self.config
+        return _projection(
             cfg,
-            (heads, head_dim, cfg.hidden_dim),
+            (cfg.num_heads, cfg.head_dim, cfg.hidden_dim),
             "bshk,hkd->bsd",
             ("heads", "head_dim", "embed"),
             "out",
-        )(out)
-        return out, KVCache(key, value)
+        )(heads_out)
 
 
 class SwiGLU(nn.Module):
@@ -204,6 +220,31 @@ class Block(nn.Module):
         return x, (kv if self.emit_kv else None)
 
 
+@jax.custom_vjp
+def tied_logits(hidden: Array, embedding: Array) -> Array:
+    """float32 logits hidden [..., D] · embedding [V, D]ᵀ, accumulated in float32.
+
+    The backward pass multiplies in the inputs' (compute) dtype: left to autodiff, the float32
+    cotangent would turn both vocabulary-sized gradient matmuls into float32 ones (tf32 on GPUs).
+    """
+    return jnp.einsum("...d,vd->...v", hidden, embedding, preferred_element_type=jnp.float32)
+
+
+def _tied_logits_fwd(hidden: Array, embedding: Array) -> tuple[Array, tuple[Array, Array]]:
+    return tied_logits(hidden, embedding), (hidden, embedding)
+
+
+def _tied_logits_bwd(residuals: tuple[Array, Array], cotangent: Array) -> tuple[Array, Array]:
+    hidden, embedding = residuals
+    cotangent = cotangent.astype(hidden.dtype)
+    d_hidden = jnp.einsum("...v,vd->...d", cotangent, embedding, preferred_element_type=jnp.float32)
+    d_embedding = jnp.einsum("...v,...d->vd", cotangent, hidden, preferred_element_type=jnp.float32)
+    return d_hidden.astype(hidden.dtype), d_embedding.astype(embedding.dtype)
+
+
+tied_logits.defvjp(_tied_logits_fwd, _tied_logits_bwd)
+
+
 class Transformer(nn.Module):
     """The language model: token ids [B,S] -> float32 logits [B,S,vocab]."""
 
@@ -244,12 +285,7 @@ class Transformer(nn.Module):
     def logits(self, hidden: Array) -> Array:
         """float32 logits [B,S,V] from final hidden states [B,S,D] via the tied embedding."""
         embedding = self.embed.embedding.astype(self.config.dtype)
-        logits = jnp.einsum(
-            "bsd,vd->bsv",
-            hidden.astype(self.config.dtype),
-            embedding,
-            preferred_element_type=jnp.float32,
-        )
+        logits = tied_logits(hidden.astype(self.config.dtype), embedding)
         return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
 
     def prefill(self, tokens: Array, positions: Array, segment_ids: Array) -> tuple[Array, KVCache]:
@@ -317,7 +353,14 @@ def _boxed_params(config: ModelConfig, rng: Array) -> Params:
 
 @functools.partial(jax.jit, static_argnums=0)
 def init_params(config: ModelConfig, rng: Array) -> Params:
-    """Freshly initialised parameters (plain arrays; `logical_axes` gives their axis names)."""
+    """Freshly initialised parameters (plain arrays; `logical_axes` gives their axis names).
+
+    Unscanned layers are initialised scanned, then split: the same values, and XLA compiles one
+    layer's initialiser instead of N (an unrolled PROD init took minutes to compile on a GPU).
+    """
+    if not config.scan_layers:
+        scanned = dataclasses.replace(config, scan_layers=True)
+        return unstack_layers(init_params(scanned, rng), scanned)[0]
     return nn.unbox(_boxed_params(config, rng))
 
 

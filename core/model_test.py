@@ -15,6 +15,7 @@ from core.model import (
     init_params,
     logical_axes,
     rope_angles,
+    tied_logits,
     unstack_layers,
 )
 from core.testing import TINY_DECODER
@@ -84,6 +85,42 @@ def test_packed_row_equals_separate_rows(params):
     logits = forward(params, packed, positions=positions, segment_ids=segment_ids)
     np.testing.assert_allclose(logits[:, :5], forward(params, first), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(logits[:, 5:], forward(params, second), rtol=1e-5, atol=1e-5)
+
+
+def test_library_attention_matches_einsum_attention_on_packed_rows(params):
+    tokens = random_tokens(6, (2, 12))
+    segment_ids = np.array([[1] * 5 + [2] * 7, [3] * 12], dtype=np.int32)
+    positions = np.array([list(range(5)) + list(range(7)), list(range(12))], dtype=np.int32)
+    library = dataclasses.replace(TINY, attention="xla")
+    np.testing.assert_allclose(
+        forward(params, tokens, library, positions, segment_ids),
+        forward(params, tokens, TINY, positions, segment_ids),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_tied_logits_gradients_match_autodiff_and_keep_the_compute_dtype():
+    rng = np.random.default_rng(7)
+    hidden = jnp.asarray(rng.normal(size=(2, 3, 8)), jnp.float32)
+    embedding = jnp.asarray(rng.normal(size=(11, 8)), jnp.float32)
+    weights = jnp.asarray(rng.normal(size=(2, 3, 11)), jnp.float32)
+
+    def plain(h, e):
+        return jnp.sum(jnp.einsum("bsd,vd->bsv", h, e) * weights)
+
+    def custom(h, e):
+        return jnp.sum(tied_logits(h, e) * weights)
+
+    for got, want in zip(
+        jax.grad(custom, (0, 1))(hidden, embedding),
+        jax.grad(plain, (0, 1))(hidden, embedding),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    half = hidden.astype(jnp.bfloat16), embedding.astype(jnp.bfloat16)
+    assert tied_logits(*half).dtype == jnp.float32
+    assert [g.dtype for g in jax.grad(custom, (0, 1))(*half)] == [jnp.bfloat16] * 2
 
 
 def test_rope_scores_depend_only_on_relative_position():
@@ -210,3 +247,5 @@ def test_dropout_is_rejected_with_config_error():
 def test_invalid_config_is_rejected_with_config_error():
     with pytest.raises(ConfigError, match="hidden_dim"):
         dataclasses.replace(TINY, hidden_dim=60)
+    with pytest.raises(ConfigError, match="attention"):
+        dataclasses.replace(TINY, attention="flash")
