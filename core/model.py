@@ -284,9 +284,12 @@ class Transformer(nn.Module):
 
     def logits(self, hidden: Array) -> Array:
         """float32 logits [B,S,V] from final hidden states [B,S,D] via the tied embedding."""
-        embedding = self.embed.embedding.astype(self.config.dtype)
-        logits = tied_logits(hidden.astype(self.config.dtype), embedding)
+        logits = tied_logits(hidden.astype(self.config.dtype), self.output_embedding())
         return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
+
+    def output_embedding(self) -> Array:
+        """The tied output projection [V, D] as stored (the parameter dtype)."""
+        return self.embed.embedding
 
     def prefill(self, tokens: Array, positions: Array, segment_ids: Array) -> tuple[Array, KVCache]:
         """Run a prompt batch [B,S]: last-position logits [B,V] and every layer's keys/values."""

@@ -2,8 +2,8 @@
 
 A loader row batch int32 [B, S+1] becomes inputs tokens[:, :-1] and targets tokens[:, 1:]; a new
 segment (packed file) starts after each EOS, positions restart per segment, and PAD targets are
-masked. The cross-entropy runs in float32 over sequence chunks, so [B, S, vocab] logits never
-exist at once. Gradients are accumulated over `grad_accum` micro-batches with lax.scan, as sums,
+masked. The cross-entropy (core/loss.py) runs in float32 over sequence chunks, so [B, S, vocab]
+logits never exist at once. Gradients are accumulated over `grad_accum` micro-batches with lax.scan, as sums,
 and divided by the global token count, so accumulation matches one big batch.
 """
 
@@ -19,6 +19,7 @@ from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from core.config import ModelConfig, TrainConfig
+from core.loss import tied_cross_entropy
 from core.model import Transformer, init_params, logical_axes
 from core.optimizer import learning_rate_schedule, make_optimizer
 from core.sharding import (
@@ -29,9 +30,6 @@ from core.sharding import (
     replicated,
 )
 from core.tokenizer import EOS_ID, PAD_ID
-
-# Target size of one cross-entropy chunk, in tokens: [chunk, vocab] f32 logits stay small.
-LOSS_CHUNK_TOKENS = 2048
 
 Metrics = dict[str, jax.Array]
 
@@ -66,38 +64,6 @@ def prepare_batch(rows: jax.Array) -> Batch:
     return Batch(inputs, targets, index - segment_start, segment_ids, targets != PAD_ID)
 
 
-def _chunk_length(seq_len: int, batch: int) -> int:
-    """The largest divisor of seq_len with at most LOSS_CHUNK_TOKENS tokens per chunk."""
-    limit = max(1, LOSS_CHUNK_TOKENS // batch)
-    return max(c for c in range(1, min(seq_len, limit) + 1) if seq_len % c == 0)
-
-
-def chunked_cross_entropy(
-    model: Transformer, params: Any, hidden: jax.Array, targets: jax.Array, mask: jax.Array
-) -> jax.Array:
-    """Sum of masked float32 cross-entropy of the tied-embedding logits of hidden [B, S, D]."""
-    batch, seq_len = hidden.shape[:2]
-    chunk = _chunk_length(seq_len, batch)
-
-    def to_chunks(x: jax.Array) -> jax.Array:
-        return x.reshape(batch, seq_len // chunk, chunk, *x.shape[2:]).swapaxes(0, 1)
-
-    @jax.checkpoint
-    def chunk_loss(total: jax.Array, xs: tuple[jax.Array, ...]) -> tuple[jax.Array, None]:
-        hidden_chunk, target_chunk, mask_chunk = xs
-        logits = model.apply({"params": params}, hidden_chunk, method=Transformer.logits)
-        target_logits = jnp.take_along_axis(logits, target_chunk[..., None], axis=-1)[..., 0]
-        losses = jax.nn.logsumexp(logits, axis=-1) - target_logits
-        return total + jnp.sum(losses * mask_chunk), None
-
-    total, _ = jax.lax.scan(
-        chunk_loss,
-        jnp.zeros((), jnp.float32),
-        (to_chunks(hidden), to_chunks(targets), to_chunks(mask)),
-    )
-    return total
-
-
 def loss_sum(model: Transformer, params: Any, rows: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(summed token losses, number of unmasked target tokens) for loader rows [B, S+1]."""
     batch = prepare_batch(rows)
@@ -105,7 +71,8 @@ def loss_sum(model: Transformer, params: Any, rows: jax.Array) -> tuple[jax.Arra
         {"params": params}, batch.inputs, batch.positions, batch.segment_ids, return_hidden=True
     )
     mask = batch.loss_mask.astype(jnp.float32)
-    return chunked_cross_entropy(model, params, hidden, batch.targets, mask), jnp.sum(mask)
+    embedding = model.apply({"params": params}, method=Transformer.output_embedding)
+    return tied_cross_entropy(hidden, embedding, batch.targets, mask), jnp.sum(mask)
 
 
 def _micro_batches(rows: jax.Array, count: int, mesh: Mesh) -> jax.Array:
