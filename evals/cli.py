@@ -23,7 +23,7 @@ from core.cli import add_dataclass_args, dataclass_from_args
 from evals.completer import Completer
 from evals.errors import EvalError
 from evals.harness import Benchmark, GenerationSettings, TaskResult, TaskT, evaluate, generate
-from evals.perplexity import read_texts
+from evals.perplexity import add_perplexity_arguments, perplexity_summary, read_texts
 from evals.results import DEFAULT_KS, format_table, summarize, task_records, write_results
 from evals.samples import read_samples
 from evals.sandbox import Limits, Sandbox
@@ -90,15 +90,7 @@ def parse_args(suite: EvalSuite[Any], argv: Sequence[str] | None = None) -> argp
         default=list(DEFAULT_KS),
         help="pass@k values to report where every task has k samples (pass@n is always reported)",
     )
-    parser.add_argument(
-        "--perplexity-data",
-        type=Path,
-        help=f"held-out code: a {suite.perplexity_suffix} file or a directory of them "
-        "(needs --checkpoint)",
-    )
-    parser.add_argument(
-        "--perplexity-files", type=int, default=200, help="most files read from --perplexity-data"
-    )
+    add_perplexity_arguments(parser, suite.perplexity_suffix)
     parser.add_argument(
         "--workers", type=int, help="samples run at once (default: one per CPU core)"
     )
@@ -262,9 +254,4 @@ def _load_completer(checkpoint: Path) -> Completer:
 
 def _perplexity(completer: Completer, data: Path, suffix: str, max_files: int) -> dict[str, Any]:
     texts, skipped = read_texts(data, suffix, max_files)
-    return {
-        "value": completer.perplexity(texts),
-        "data": str(data),
-        "files": len(texts),
-        "skipped": skipped,
-    }
+    return perplexity_summary(completer, texts, str(data), skipped)

@@ -106,19 +106,26 @@ def generate(
     benchmark: Benchmark[TaskT], completer: Completer, settings: GenerationSettings
 ) -> dict[str, list[str]]:
     """`settings.n_samples` completions for every task of `benchmark`, keyed by task id."""
+    return complete_tasks(benchmark.tasks, benchmark.stop, completer, settings)
+
+
+def complete_tasks(
+    tasks: Sequence[Task], stop: Sequence[str], completer: Completer, settings: GenerationSettings
+) -> dict[str, list[str]]:
+    """`settings.n_samples` completions of every task's prompt, cut at `stop`, keyed by task id."""
     outputs = completer.complete(
-        [task.prompt for task in benchmark.tasks],
+        [task.prompt for task in tasks],
         n_samples=settings.n_samples,
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature,
         top_p=settings.top_p,
-        stop=list(benchmark.stop),
+        stop=list(stop),
         seed=settings.seed,
     )
     # Completers promise to cut at stop strings; cutting again keeps scores independent of that promise.
     return {
-        task.task_id: [truncate_at_stop(text, benchmark.stop) for text in completions]
-        for task, completions in zip(benchmark.tasks, outputs, strict=True)
+        task.task_id: [truncate_at_stop(text, stop) for text in completions]
+        for task, completions in zip(tasks, outputs, strict=True)
     }
 
 

@@ -1,10 +1,38 @@
-"""Held-out source text for perplexity: a file, or the files with one suffix under a directory."""
+"""Held-out text for perplexity: a file, the files with one suffix under a directory, or the files
+of a packed data split; and the perplexity summary the eval commands report."""
 
 from __future__ import annotations
 
+import argparse
+import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+from tokenizers import Tokenizer
+
+from core.data import MANIFEST_FILE, PackedDataset
+from core.tokenizer import EOS_ID, tokenizer_hash
+from evals.completer import Completer
 from evals.errors import EvalError
+
+DEFAULT_MAX_FILES = 200
+
+
+def add_perplexity_arguments(parser: argparse.ArgumentParser, suffix: str) -> None:
+    """--perplexity-data (a `suffix` file or directory) and --perplexity-files."""
+    parser.add_argument(
+        "--perplexity-data",
+        type=Path,
+        help=f"held-out code: a {suffix} file or a directory of them (needs --checkpoint)",
+    )
+    parser.add_argument(
+        "--perplexity-files",
+        type=int,
+        default=DEFAULT_MAX_FILES,
+        help="most held-out files read (default: %(default)s)",
+    )
 
 
 def read_texts(path: Path, suffix: str, max_files: int) -> tuple[list[str], int]:
@@ -27,3 +55,72 @@ def read_texts(path: Path, suffix: str, max_files: int) -> tuple[list[str], int]
     if not texts:
         raise EvalError(f"--perplexity-data {path}: no readable non-empty *{suffix} files")
     return texts, skipped
+
+
+def packed_texts(data_dir: Path, split: str, tokenizer: Tokenizer, max_files: int) -> list[str]:
+    """The first `max_files` files of a packed split, decoded with the tokenizer it was packed with.
+
+    A split's rows are one token stream, each file followed by EOS and the last row padded.
+    """
+    if not (data_dir / MANIFEST_FILE).is_file():
+        raise EvalError(
+            f"{data_dir}: no prepared data ({MANIFEST_FILE}); pass --data-dir or --perplexity-data"
+        )
+    dataset = PackedDataset(data_dir, split)
+    packed_with, model_has = dataset.manifest["tokenizer"]["hash"], tokenizer_hash(tokenizer)
+    if packed_with != model_has:
+        raise EvalError(
+            f"{data_dir} was packed with tokenizer {packed_with}, the model has {model_has}"
+        )
+    files: list[list[int]] = []
+    pending: list[np.ndarray] = []
+    for index in range(len(dataset)):
+        if len(files) >= max_files:
+            break
+        row = dataset[index]
+        start = 0
+        for end in np.flatnonzero(row == EOS_ID):
+            files.append(np.concatenate([*pending, row[start:end]]).tolist())
+            pending, start = [], int(end) + 1
+        pending.append(row[start:])
+    if not files:
+        raise EvalError(f"{data_dir}: the {split} split holds no file; pass --perplexity-data")
+    return tokenizer.decode_batch(files[:max_files], skip_special_tokens=False)
+
+
+def perplexity_summary(
+    completer: Completer, texts: list[str], data: str, skipped: int = 0
+) -> dict[str, Any]:
+    """The model's perplexity on `texts` (read from `data`, `skipped` files unreadable)."""
+    return {
+        "value": completer.perplexity(texts),
+        "data": data,
+        "files": len(texts),
+        "skipped": skipped,
+    }
+
+
+def count_tokens(texts: Sequence[str], tokenizer: Tokenizer) -> int:
+    """Tokens of `texts` with an EOS after each, as Completer.perplexity packs them."""
+    return sum(len(encoding.ids) + 1 for encoding in tokenizer.encode_batch(list(texts)))
+
+
+def first_tokens(texts: Sequence[str], tokenizer: Tokenizer, max_tokens: int) -> list[str]:
+    """`texts` in order up to `max_tokens` tokens (an EOS after each); the text that crosses the
+    budget is cut at a token boundary."""
+    kept: list[str] = []
+    room = max_tokens
+    for text, encoding in zip(texts, tokenizer.encode_batch(list(texts)), strict=True):
+        if len(encoding.ids) + 1 > room:
+            if room > 1:
+                kept.append(tokenizer.decode(encoding.ids[: room - 1]))
+            break
+        kept.append(text)
+        room -= len(encoding.ids) + 1
+    return kept
+
+
+def bits_per_byte(perplexity: float, tokens: int, texts: Sequence[str]) -> float:
+    """log2(perplexity) bits per token times tokens per UTF-8 byte of `texts`. Unlike perplexity
+    it does not depend on the tokenizer, so models with different vocabularies compare."""
+    return math.log2(perplexity) * tokens / sum(len(text.encode("utf-8")) for text in texts)

@@ -1,12 +1,15 @@
-"""Test helper: a specialist's whole train job, a few steps of a tiny model on a small corpus."""
+"""Test helpers: a specialist's whole train job, a few steps of a tiny model on a small corpus,
+and the syntax eval of the model it trained."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from core.config import ModelConfig, save_json
+from evals.syntax_eval import SyntaxSuite, syntax_eval_main
 from specialists.job import Specialist, parse_args, run
 
 TINY_VOCAB = 512
@@ -21,6 +24,8 @@ def train_tiny(
 ) -> dict[str, Any]:
     """Prepare `sources` and train TINY_MODEL for 3 steps under `work`; returns the job summary.
 
+    The run goes to work/run and its data to work/data/run, the train job's layout.
+
     `flags` are extra job flags, e.g. relaxed filter thresholds for a synthetic corpus.
     """
     model = work / "model.json"
@@ -28,7 +33,7 @@ def train_tiny(
     save_json(TINY_MODEL, model)
     argv = [
         "--model-config", str(model), "--source", *map(str, sources),
-        "--out", str(work / "run"), "--data-dir", str(work / "data"),
+        "--out", str(work / "run"), "--data-dir", str(work / "data" / "run"),
         "--steps", "3", "--batch-size", "2", "--seq-len", "32", "--warmup-steps", "1",
         "--log-every", "1", "--eval-every", "3", "--eval-batches", "1", "--save-every", "3",
         "--vocab-size", str(TINY_VOCAB), "--tokenizer-cache-dir", str(work / "tokenizers"),
@@ -54,3 +59,12 @@ def check_train_job(
     assert summary["data"]["files_kept"] == len(modules)
     assert summary["samples"] == len(specialist.sample_prompts)
     return summary
+
+
+def eval_tiny(suite: SyntaxSuite, work: Path) -> dict[str, Any]:
+    """Run `suite`'s eval on the model `train_tiny` trained under `work` (a few new tokens per
+    prompt, perplexity on its prepared validation split); returns results.json."""
+    out = work / "eval"
+    argv = ["--checkpoint", str(work / "run"), "--max-new-tokens", "4", "--out", str(out)]
+    assert syntax_eval_main(suite, argv) == 0
+    return json.loads((out / "results.json").read_text())
