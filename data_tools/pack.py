@@ -20,8 +20,12 @@ _MIN_BYTES_PER_TOKEN = 2
 
 
 def split_of(content_hash: str, validation_fraction: float) -> str:
-    """The split a file belongs to, decided by its content hash alone."""
-    return "validation" if int(content_hash[:8], 16) < validation_fraction * 16**8 else "train"
+    """The split a file belongs to, decided by its content hash alone.
+
+    Files are packed in hash order, so the split reads the hash's last digits: validation files
+    are spread over that order, and a token budget cuts both splits in proportion.
+    """
+    return "validation" if int(content_hash[-8:], 16) < validation_fraction * 16**8 else "train"
 
 
 def pack(

@@ -1,3 +1,4 @@
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from core.data import BatchLoader, PackedDataset
 from core.tokenizer import EOS_ID, TokenizerError, bpe_trainer, load_tokenizer, new_bpe_tokenizer
 from data_tools.cli import prepare_main
 from data_tools.config import PrepareConfig
+from data_tools.pack import split_of
 from data_tools.prepare import prepare
 from data_tools.spec import LanguageSpec
 from data_tools.testing import PLANTED_DROPS, python_module, write_fixture_corpus
@@ -91,6 +93,14 @@ def test_token_budget_stops_packing_early(corpus, tmp_path: Path) -> None:
     budget = full["splits"]["train"]["tokens"] // 4
     small = prepare(SPEC, _config(tmp_path, max_tokens=budget), tmp_path / "small", [str(root)])
     assert budget <= small["splits"]["train"]["tokens"] < full["splits"]["train"]["tokens"]
+    assert small["splits"]["validation"]["tokens"] < full["splits"]["validation"]["tokens"]
+
+
+def test_validation_files_are_spread_over_the_packing_order() -> None:
+    hashes = sorted(hashlib.blake2b(str(i).encode()).hexdigest() for i in range(4000))
+    splits = [split_of(content_hash, 0.05) for content_hash in hashes]
+    halves = splits[:2000].count("validation"), splits[2000:].count("validation")
+    assert all(60 <= count <= 140 for count in halves), halves
 
 
 def test_dataset_file_source_uses_the_datasets_path(tmp_path: Path) -> None:
