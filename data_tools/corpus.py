@@ -22,7 +22,7 @@ from data_tools.dedup import NearDuplicateIndex, lsh_quality
 from data_tools.minhash import MinHasher
 from data_tools.sources import Document, open_source, read_text, within_budget
 from data_tools.spec import LanguageSpec
-from data_tools.workers import fingerprint, parallel_map, sketch
+from data_tools.workers import WorkerPool, fingerprint, sketch
 
 TEXTS_FILE = "texts.bin"
 INDEX_FILE = "index.json"
@@ -92,45 +92,49 @@ def build_corpus(
     spec: LanguageSpec, sources: Sequence[str], config: PrepareConfig, directory: Path
 ) -> dict[str, Any]:
     """Filter and deduplicate `sources` into a CorpusStore at `directory`; return statistics."""
-    stages = _Stages()
-    dropped: collections.Counter[str] = collections.Counter()
     source = within_budget(
         open_source(sources, spec.extensions, config.dataset_config, config.dataset_split,
                     config.text_column),
         config.max_files,
         config.max_bytes,
     )  # fmt: skip
-    documents: list[Document] = []
+    with WorkerPool(spec, config) as pool:
+        return _build(pool, source, spec, config, directory)
 
-    def listed() -> Iterator[Document]:
-        # Runs in the pool's feeder thread, so listing overlaps with the workers' reading.
-        for document in source:
-            documents.append(document)
-            yield document
 
+def _build(
+    pool: WorkerPool,
+    source: Iterator[Document],
+    spec: LanguageSpec,
+    config: PrepareConfig,
+    directory: Path,
+) -> dict[str, Any]:
+    stages = _Stages()
+    dropped: collections.Counter[str] = collections.Counter()
+    files_in = bytes_in = 0
     unique: list[tuple[Document, str]] = []
     seen: set[str] = set()
-    fingerprints = parallel_map(fingerprint, listed(), spec, config)
-    for position, (reason, digest) in enumerate(
-        _progress(fingerprints, "read+exact dedup", None, config)
+    for document, (reason, digest) in _progress(
+        pool.map(fingerprint, source), "read+exact dedup", None, config
     ):
+        files_in += 1
+        bytes_in += document.size
         if reason:
             dropped[reason] += 1
         elif digest in seen:
             dropped["exact_duplicate"] += 1
         else:
             seen.add(digest)
-            unique.append((documents[position], digest))
-    bytes_in = sum(document.size for document in documents)
-    stages.record("list+read+exact_dedup", len(documents), len(unique), bytes_in)
+            unique.append((document, digest))
+    stages.record("list+read+exact_dedup", files_in, len(unique), bytes_in)
 
-    unique_documents = [document for document, _ in unique]
     index = NearDuplicateIndex(config.jaccard_threshold, config.num_perm)
     sketched: list[tuple[Document, str, np.ndarray]] = []
     survivors: list[tuple[Document, str]] = []
+    sketches = pool.map(sketch, [document for document, _ in unique])
     # Near dedup runs as signatures arrive, overlapping the main process with the workers.
-    for (document, digest), (reason, signature) in _progress(
-        zip(unique, parallel_map(sketch, unique_documents, spec, config), strict=True),
+    for (document, digest), (_, (reason, signature)) in _progress(
+        zip(unique, sketches, strict=True),
         f"filters+{spec.name}+minhash+near dedup",
         len(unique),
         config,
@@ -147,7 +151,7 @@ def build_corpus(
         f"filters+{spec.name}+minhash+near_dedup",
         len(unique),
         len(survivors),
-        sum(document.size for document in unique_documents),
+        sum(document.size for document, _ in unique),
     )
 
     kept = []
@@ -162,7 +166,7 @@ def build_corpus(
     quality = _sample_quality(sketched, index, config)
     stages.record("lsh_quality_sample", quality["sample_files"], quality["sample_files"], 0)
     return {
-        "files_in": len(documents),
+        "files_in": files_in,
         "bytes_in": bytes_in,
         "files_kept": len(store),
         "bytes_kept": sum(entry["length"] for entry in store.entries),

@@ -4,8 +4,7 @@ Tokens are the runs of `[A-Za-z_0-9]` (BigCode splits on `[^A-Za-z_0-9]`); a shi
 `shingle_size` consecutive tokens. Rather than hashing each shingle in Python, all token hashes
 of a file come from one polynomial prefix sum over its bytes, shingles are combined with numpy,
 and the `num_perm` permutations `(a*h + b) mod 2**32` (odd `a`: a bijection; datasketch's
-"affine32" scheme) are applied to the
-whole [num_perm, shingles] matrix at once.
+"affine32" scheme) are applied to a [shingles, num_perm] block of the distinct shingles at once.
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ _IDENTIFIER_TABLE = bytes(
 )
 _BASE = np.uint64(0x100000001B3)  # Odd, so invertible modulo 2**64.
 _BASE_INVERSE = np.uint64(pow(0x100000001B3, -1, 2**64))
-_COLUMN_CHUNK = 256
+# Shingles per [rows, num_perm] block of products; 2048 measured faster than 256 or 8192.
+_ROW_CHUNK = 2048
 
 
 def _mix64(values: np.ndarray) -> np.ndarray:
@@ -38,12 +38,12 @@ class MinHasher:
         rng = np.random.default_rng(seed)
         self.num_perm = num_perm
         self.shingle_size = shingle_size
-        self._multipliers = (rng.integers(0, 2**32, num_perm, dtype=np.uint32) | 1)[:, None]
-        self._offsets = rng.integers(0, 2**32, num_perm, dtype=np.uint32)[:, None]
+        self._multipliers = rng.integers(0, 2**32, num_perm, dtype=np.uint32) | 1
+        self._offsets = rng.integers(0, 2**32, num_perm, dtype=np.uint32)
         self._shingle_weights = rng.integers(0, 2**63, shingle_size, dtype=np.uint64) * 2 + 1
         self._powers = np.ones(1, dtype=np.uint64)
         # Reused scratch space: a fresh large array per file would cost page faults each time.
-        self._block = np.empty((num_perm, _COLUMN_CHUNK), dtype=np.uint32)
+        self._block = np.empty((_ROW_CHUNK, num_perm), dtype=np.uint32)
         self._inverse_powers = np.ones(1, dtype=np.uint64)
 
     def _grow_powers(self, length: int) -> None:
@@ -58,40 +58,46 @@ class MinHasher:
         data = np.frombuffer(encoded, dtype=np.uint8)
         if len(data) >= len(self._powers):
             self._grow_powers(len(data) + 1)
-        padded = np.frombuffer(b"\0" + encoded.translate(_IDENTIFIER_TABLE) + b"\0", np.int8)
-        edges = padded[1:] - padded[:-1]
-        starts = np.flatnonzero(edges == 1)
-        ends = np.flatnonzero(edges == -1)
+        inside = np.frombuffer(b"\0" + encoded.translate(_IDENTIFIER_TABLE) + b"\0", bool)
+        # Token edges alternate start, end, start, ...: one boolean pass finds both.
+        edges = np.flatnonzero(inside[1:] != inside[:-1])
+        starts, ends = edges[0::2], edges[1::2]
         prefix = np.zeros(len(data) + 1, dtype=np.uint64)
-        np.cumsum(data * self._powers[: len(data)], out=prefix[1:])
+        np.multiply(data, self._powers[: len(data)], out=prefix[1:])
+        np.cumsum(prefix[1:], out=prefix[1:])
         return _mix64((prefix[ends] - prefix[starts]) * self._inverse_powers[starts])
 
     def shingles(self, text: str) -> np.ndarray:
-        """32-bit hashes of the token shingles, repeats included (one shingle if fewer tokens)."""
+        """The set of 32-bit token-shingle hashes, sorted and unique (one shingle if fewer tokens)."""
         tokens = self.token_hashes(text)
         if len(tokens) == 0:
             return np.empty(0, dtype=np.uint32)
         width = min(self.shingle_size, len(tokens))
         count = len(tokens) - width + 1
-        combined = np.zeros(count, dtype=np.uint64)
-        for offset in range(width):
+        combined = tokens[:count] * self._shingle_weights[0]
+        for offset in range(1, width):
             combined += tokens[offset : offset + count] * self._shingle_weights[offset]
-        return (_mix64(combined) >> np.uint64(32)).astype(np.uint32)
+        hashes = np.sort((_mix64(combined) >> np.uint64(32)).astype(np.uint32))
+        # Sort + mask: np.unique costs several times more here.
+        return np.concatenate((hashes[:1], hashes[1:][hashes[1:] != hashes[:-1]]))
 
     def signature(self, shingles: np.ndarray) -> np.ndarray:
-        """The uint32 MinHash signature [num_perm] of a shingle set (all 2**32-1 when empty)."""
+        """The uint32 MinHash signature [num_perm] of a shingle set (all 2**32-1 when empty).
+
+        Repeated shingles do not change it, but each costs a row of work: pass distinct ones.
+        """
         result = np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
-        for start in range(0, len(shingles), _COLUMN_CHUNK):
-            chunk = shingles[None, start : start + _COLUMN_CHUNK]
-            block = self._block[:, : chunk.shape[1]]
-            np.multiply(self._multipliers, chunk, out=block)
+        for start in range(0, len(shingles), _ROW_CHUNK):
+            chunk = shingles[start : start + _ROW_CHUNK, None]
+            block = self._block[: len(chunk)]
+            np.multiply(chunk, self._multipliers, out=block)
             block += self._offsets
-            np.minimum(result, block.min(axis=1), out=result)
+            np.minimum(result, np.minimum.reduce(block, axis=0), out=result)
         return result
 
 
 def jaccard(first: np.ndarray, second: np.ndarray) -> float:
-    """Exact Jaccard similarity of two sorted unique arrays (e.g. `np.unique(shingles)`)."""
+    """Exact Jaccard similarity of two sorted unique arrays (e.g. `MinHasher.shingles`)."""
     if len(first) == 0 and len(second) == 0:
         return 1.0
     common = len(np.intersect1d(first, second, assume_unique=True))

@@ -43,11 +43,17 @@ def read_text(document: Document, max_chars: int) -> tuple[str | None, str | Non
         return None, document.reason
     if document.text is not None:
         return document.text, None
-    if document.size > max_chars * _MAX_BYTES_PER_CHAR:
+    limit = max_chars * _MAX_BYTES_PER_CHAR
+    if document.size > limit:
         return None, "too_large"
-    try:
-        with open(document.path, "rb") as handle:  # type: ignore[arg-type]
-            data = handle.read(max_chars * _MAX_BYTES_PER_CHAR + 1)
+    try:  # os.read of the listed size: a buffered file and a limit-sized buffer cost more.
+        handle = os.open(document.path, os.O_RDONLY)  # type: ignore[arg-type]
+        try:
+            data = os.read(handle, document.size + 1)
+            if len(data) > document.size:  # Grew since it was listed.
+                data += os.read(handle, limit + 1 - len(data))
+        finally:
+            os.close(handle)
     except OSError:
         return None, "unreadable"
     if not data:
@@ -60,12 +66,28 @@ def read_text(document: Document, max_chars: int) -> tuple[str | None, str | Non
         return None, "invalid_utf8"
 
 
-def _sorted_entries(directory: str) -> list[os.DirEntry]:
+def _listed_entries(
+    directory: str, suffixes: tuple[str, ...]
+) -> tuple[list[os.DirEntry], list[str]]:
+    """(files with one of `suffixes`, subdirectory paths) of `directory`, each in name order.
+
+    Other files are dropped before sorting: trees such as stdlib installs hold more of them
+    (__pycache__) than source files.
+    """
+    files: list[os.DirEntry] = []
+    subdirectories: list[str] = []
     try:
         with os.scandir(directory) as entries:
-            return sorted(entries, key=lambda entry: entry.name)
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirectories.append(entry.path)
+                elif entry.name.endswith(suffixes):
+                    files.append(entry)
     except OSError:
-        return []
+        return [], []
+    files.sort(key=lambda entry: entry.name)
+    subdirectories.sort()
+    return files, subdirectories
 
 
 def _classify(entry: os.DirEntry, root_real: str) -> tuple[str | None, int]:
@@ -94,13 +116,10 @@ def walk_tree(root: Path, extensions: Sequence[str]) -> Iterator[Document]:
     root_real = os.path.realpath(root)
     stack = [str(root)]
     while stack:
-        subdirectories = []
-        for entry in _sorted_entries(stack.pop()):
-            if entry.is_dir(follow_symlinks=False):
-                subdirectories.append(entry.path)
-            elif entry.name.endswith(suffixes):
-                reason, size = _classify(entry, root_real)
-                yield Document(id=entry.path, size=size, path=entry.path, reason=reason)
+        files, subdirectories = _listed_entries(stack.pop(), suffixes)
+        for entry in files:
+            reason, size = _classify(entry, root_real)
+            yield Document(id=entry.path, size=size, path=entry.path, reason=reason)
         stack.extend(reversed(subdirectories))
 
 

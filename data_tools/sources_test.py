@@ -40,6 +40,13 @@ def test_file_that_vanishes_after_listing_is_unreadable(tmp_path: Path) -> None:
     assert read_text(document, 100) == (None, "unreadable")
 
 
+def test_file_that_grew_after_listing_is_read_whole(tmp_path: Path) -> None:
+    (tmp_path / "grow.py").write_text("x = 1\n")
+    (document,) = walk_tree(tmp_path, (".py",))
+    (tmp_path / "grow.py").write_text("x = 1\n" * 50)
+    assert read_text(document, 1000) == ("x = 1\n" * 50, None)
+
+
 def test_oversized_file_is_rejected_without_reading(tmp_path: Path) -> None:
     with open(tmp_path / "big.py", "wb") as handle:
         handle.truncate(10_000)

@@ -1,16 +1,20 @@
-"""Per-file work run in worker processes, with results returned in input order.
+"""Per-file work run in worker processes on batches of documents, results in input order.
 
 Two passes: `fingerprint` (read, normalised content hash) runs on every file; `sketch` (quality
 and language filters, MinHash signature) runs only on the first copy of each exact duplicate, so
-the costly work is done once per distinct file. Texts never travel back to the main process.
+the costly work is done once per distinct file. Texts never travel back to the main process,
+which reads the kept files again: shipping every screened text cost as much, in more memory.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import multiprocessing
+import multiprocessing.pool
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import TracebackType
 from typing import TypeVar
 
 import numpy as np
@@ -88,21 +92,55 @@ def worker_count(config: PrepareConfig) -> int:
     return config.workers or len(os.sched_getaffinity(0))
 
 
-def parallel_map(
-    function: Callable[[Sequence[Document]], list[R]],
-    documents: Iterable[Document],
-    spec: LanguageSpec,
-    config: PrepareConfig,
-) -> Iterator[R]:
-    """`function` over batches of documents in worker processes; results in input order."""
-    batches = _batched(documents, config.batch_files)
-    workers = worker_count(config)
-    if workers == 1:
-        _initialize(spec, config)
-        for batch in batches:
-            yield from function(batch)
-        return
-    context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_initialize, initargs=(spec, config)) as pool:
-        for results in pool.imap(function, batches):
-            yield from results
+class WorkerPool:
+    """Worker processes for one corpus build; with one worker, work runs in the calling process.
+
+    Use as a context manager; the processes end on exit.
+    """
+
+    def __init__(self, spec: LanguageSpec, config: PrepareConfig):
+        self._batch_files = config.batch_files
+        self._pool: multiprocessing.pool.Pool | None = None
+        if worker_count(config) == 1:
+            _initialize(spec, config)
+        else:
+            context = multiprocessing.get_context("fork")
+            self._pool = context.Pool(
+                worker_count(config), initializer=_initialize, initargs=(spec, config)
+            )
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+
+    def map(
+        self, function: Callable[[list[Document]], list[R]], documents: Iterable[Document]
+    ) -> Iterator[tuple[Document, R]]:
+        """(document, its result) in input order; `function` maps a batch to per-file results.
+
+        `documents` is consumed in the pool's feeder thread, so a lazy source overlaps with the
+        workers.
+        """
+        batches = _batched(documents, self._batch_files)
+        if self._pool is None:
+            for batch in batches:
+                yield from zip(batch, function(batch), strict=True)
+            return
+        sent: collections.deque[list[Document]] = collections.deque()
+
+        def sending() -> Iterator[list[Document]]:
+            for batch in batches:
+                sent.append(batch)  # Before a worker can take it, so before its result.
+                yield batch
+
+        for results in self._pool.imap(function, sending()):
+            yield from zip(sent.popleft(), results, strict=True)
