@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,18 @@ def split_of(content_hash: str, validation_fraction: float) -> str:
     return "validation" if int(content_hash[-8:], 16) < validation_fraction * 16**8 else "train"
 
 
+def validation_budget(config: PrepareConfig) -> int:
+    """Validation tokens to pack beside `max_tokens` train tokens: the validation fraction's
+    share of the total (0 when packing everything)."""
+    fraction = config.validation_fraction
+    return math.ceil(config.max_tokens * fraction / (1 - fraction))
+
+
 def pack(
     store: CorpusStore, tokenizer: Tokenizer, config: PrepareConfig, directory: Path
 ) -> tuple[dict[str, dict[str, Any]], int]:
-    """Write train/validation shards to `directory`; stop once train holds `max_tokens`.
+    """Write train/validation shards to `directory`; with a `max_tokens` budget, stop once train
+    holds that many tokens and validation its share (`validation_budget`).
 
     Files go in content-hash order, each followed by EOS; `encode_batch` tokenizes a batch of
     files on all cores. Special-token text inside a file is encoded as plain text, so only the
@@ -70,19 +79,24 @@ def pack(
                 progress.update(len(encoding.ids) + 1)
         batch.clear()
 
-    pending_bytes = 0
+    budgets = {"train": config.max_tokens, "validation": validation_budget(config)}
+    pending_bytes = dict.fromkeys(SPLITS, 0)
     for entry, text in store.texts():
-        remaining = config.max_tokens - writers["train"].tokens
-        if config.max_tokens and remaining <= 0:
-            break
-        batch.append((split_of(entry["hash"], config.validation_fraction), entry["id"], text))
-        pending_bytes += entry["length"]
+        split = split_of(entry["hash"], config.validation_fraction)
+        remaining = {name: budgets[name] - writers[name].tokens for name in SPLITS}
+        if config.max_tokens:
+            if all(left <= 0 for left in remaining.values()):
+                break
+            if remaining[split] <= 0:
+                continue
+        batch.append((split, entry["id"], text))
+        pending_bytes[split] += entry["length"]
         # Code runs at more than 2 bytes per token: flushing here keeps the overshoot small.
         if len(batch) == _ENCODE_BATCH_FILES or (
-            config.max_tokens and pending_bytes >= _MIN_BYTES_PER_TOKEN * remaining
+            config.max_tokens and pending_bytes[split] >= _MIN_BYTES_PER_TOKEN * remaining[split]
         ):
             flush()
-            pending_bytes = 0
+            pending_bytes = dict.fromkeys(SPLITS, 0)
     if batch:
         flush()
     progress.close()
