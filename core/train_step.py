@@ -3,8 +3,8 @@
 A loader row batch int32 [B, S+1] becomes inputs tokens[:, :-1] and targets tokens[:, 1:]; a new
 segment (packed file) starts after each EOS, positions restart per segment, and PAD targets are
 masked. The cross-entropy (core/loss.py) runs in float32 over sequence chunks, so [B, S, vocab]
-logits never exist at once. Gradients are accumulated over `grad_accum` micro-batches with lax.scan, as sums,
-and divided by the global token count, so accumulation matches one big batch.
+logits never exist at once. Gradients are accumulated over `grad_accum` micro-batches with
+lax.scan, as sums, and divided by the global token count, so accumulation matches one big batch.
 """
 
 from __future__ import annotations
