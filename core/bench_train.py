@@ -21,7 +21,14 @@ import jax
 import numpy as np
 
 from core.cli import add_dataclass_args, dataclass_from_args
-from core.config import ATTENTION_IMPLEMENTATIONS, PRESETS, ConfigError, ModelConfig, TrainConfig
+from core.config import (
+    ATTENTION_IMPLEMENTATIONS,
+    PRESETS,
+    REMAT_POLICIES,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+)
 from core.flops import mfu, peak_flops, training_flops_per_step
 from core.model import count_params
 from core.sharding import MeshError, global_batch, make_mesh, maybe_initialize_distributed
@@ -70,6 +77,7 @@ def benchmark(
         "seq_len": train_config.seq_len,
         "grad_accum": train_config.grad_accum,
         "remat": model_config.remat,
+        "remat_policy": model_config.remat_policy,
         "attention": compute_config.attention,
         "scan_layers": model_config.scan_layers,
         "step_s": step_s,
@@ -92,20 +100,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--remat",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="rematerialise each block in the backward pass (default: on for GPU/TPU, where "
-        "activation memory is the limit; off on the CPU)",
+        help="rematerialise each block in the backward pass (default: the preset's setting)",
+    )
+    parser.add_argument(
+        "--remat-policy",
+        choices=REMAT_POLICIES,
+        help="what remat keeps from the forward pass (full: only each block's input; dots: also "
+        "the weight matmuls' outputs); default: the preset's",
     )
     parser.add_argument(
         "--attention",
         choices=ATTENTION_IMPLEMENTATIONS,
-        default="auto",
-        help="training attention kernel (auto: cudnn flash attention on a GPU, else einsum)",
+        help="training attention kernel (default: the preset's, auto: cudnn flash attention on a "
+        "GPU, else einsum)",
     )
     parser.add_argument(
         "--scan-layers",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="run the layers as one lax.scan (the checkpoint layout) or unrolled",
+        default=None,
+        help="run the layers as one lax.scan or unrolled (default: the preset's setting)",
     )
     parser.add_argument("--timed-steps", type=int, default=5, help="steps timed after compiling")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
@@ -119,9 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         train_config = dataclass_from_args(TrainConfig, args)
         model_config = PRESETS[args.config]
-        remat = jax.default_backend() != "cpu" if args.remat is None else args.remat
+        overrides = {
+            "remat": args.remat,
+            "remat_policy": args.remat_policy,
+            "attention": args.attention,
+            "scan_layers": args.scan_layers,
+        }
         model_config = dataclasses.replace(
-            model_config, remat=remat, attention=args.attention, scan_layers=args.scan_layers
+            model_config, **{name: value for name, value in overrides.items() if value is not None}
         )
         if args.timed_steps < 1:
             raise ConfigError(f"--timed-steps must be positive, got {args.timed_steps}")

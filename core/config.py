@@ -13,6 +13,10 @@ _DTYPES = ("float32", "bfloat16", "float16")
 # flash-attention kernel: GPU only, bf16/fp16 compute; measured 2.2x faster training on an H200).
 # "auto" is resolved by `ModelConfig.for_backend`.
 ATTENTION_IMPLEMENTATIONS = ("auto", "einsum", "xla", "cudnn")
+# What a rematerialised block keeps from its forward pass: "full" keeps only its input (least
+# memory, the whole block runs twice); "dots" also keeps the weight matmuls' outputs, so the
+# backward pass recomputes only attention and the elementwise ops.
+REMAT_POLICIES = ("full", "dots")
 
 
 class ConfigError(ValueError):
@@ -43,6 +47,7 @@ class ModelConfig:
     init_std: float = 0.02
     scan_layers: bool = True
     remat: bool = False
+    remat_policy: str = "full"
     attention: str = "auto"
 
     def __post_init__(self) -> None:
@@ -81,6 +86,11 @@ class ModelConfig:
                 f"ModelConfig.attention must be one of {ATTENTION_IMPLEMENTATIONS}, "
                 f"got {self.attention!r}"
             )
+        if self.remat_policy not in REMAT_POLICIES:
+            raise ConfigError(
+                f"ModelConfig.remat_policy must be one of {REMAT_POLICIES}, "
+                f"got {self.remat_policy!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
 
@@ -98,10 +108,18 @@ class ModelConfig:
         return dataclasses.replace(self, dtype=dtype, attention=attention)
 
 
-# The presets from context.md (Model Specifications).
+# The presets from context.md (Model Specifications). PROD runs its layers unrolled: on an H200
+# that trained 26% faster than one lax.scan over them (153k vs 122k tokens/s at 16 x 2,048; the
+# CPU showed no difference), for a 2x longer compile (~20 s).
 TEST = ModelConfig()
 PROD = ModelConfig(
-    hidden_dim=1024, num_layers=24, num_heads=16, head_dim=64, ffn_dim=4096, max_seq_len=2048
+    hidden_dim=1024,
+    num_layers=24,
+    num_heads=16,
+    head_dim=64,
+    ffn_dim=4096,
+    max_seq_len=2048,
+    scan_layers=False,
 )
 PRESETS: dict[str, ModelConfig] = {"test": TEST, "prod": PROD}
 

@@ -57,6 +57,7 @@ def test_for_backend_picks_compute_dtype_and_attention_but_keeps_the_preset():
         ({"head_dim": 63, "hidden_dim": 252}, "head_dim must be even"),
         ({"dtype": "int8"}, "ModelConfig.dtype must be one of"),
         ({"num_layers": 0}, "ModelConfig.num_layers must be positive"),
+        ({"remat_policy": "some"}, "ModelConfig.remat_policy must be one of"),
     ],
 )
 def test_inconsistent_model_config_names_the_field(changes, message):

@@ -322,7 +322,10 @@ class Transformer(nn.Module):
         cfg = self.config
         x = nn.with_logical_constraint(self.embed(tokens), ("batch", "length", "embed"))
         rope = rope_angles(positions, cfg.head_dim, cfg.rope_theta)
-        block = nn.remat(Block, prevent_cse=not cfg.scan_layers) if cfg.remat else Block
+        block = Block
+        if cfg.remat:
+            policy = _REMAT_POLICIES[cfg.remat_policy]
+            block = nn.remat(Block, prevent_cse=not cfg.scan_layers, policy=policy)
         if cfg.scan_layers:
             layers = nn.scan(
                 block,
@@ -343,6 +346,12 @@ class Transformer(nn.Module):
                 layer_kvs.append(layer_kv)
             kv = jax.tree.map(lambda *kvs: jnp.stack(kvs), *layer_kvs) if emit_kv else None
         return self.final_norm(x), kv
+
+
+_REMAT_POLICIES = {
+    "full": None,
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
 
 
 def _causal_mask(batch: int, length: int) -> Array:

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.config import PROD, TEST, ConfigError
+from core.config import PROD, REMAT_POLICIES, TEST, ConfigError
 from core.model import (
     KVCache,
     Transformer,
@@ -199,13 +199,14 @@ def test_unscanned_layers_match_scanned(params):
     )
 
 
-def test_remat_keeps_outputs_and_gradients(params):
+@pytest.mark.parametrize("policy", REMAT_POLICIES)
+def test_remat_keeps_outputs_and_gradients(params, policy):
     tokens = random_tokens(10, (2, 8))
 
     def loss(p, config):
         return jnp.mean(forward(p, tokens, config) ** 2)
 
-    remat = dataclasses.replace(TINY, remat=True)
+    remat = dataclasses.replace(TINY, remat=True, remat_policy=policy)
     np.testing.assert_allclose(loss(params, remat), loss(params, TINY), rtol=1e-6)
     grad_fn = jax.jit(jax.grad(loss), static_argnums=1)
     grads, remat_grads = grad_fn(params, TINY), grad_fn(params, remat)
