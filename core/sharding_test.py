@@ -47,7 +47,9 @@ def test_params_follow_the_logical_axis_rules():
     assert shardings["layers"]["mlp"]["down"]["kernel"].spec == P(None, "tensor", "fsdp")
     assert shardings["layers"]["attention"]["key"]["kernel"].spec == P(None, "fsdp", None, None)
     assert shardings["final_norm"]["scale"].spec == P(None)
-    unrolled = logical_to_shardings(logical_axes(dataclasses.replace(TINY, scan_layers=False)), mesh)
+    unrolled = logical_to_shardings(
+        logical_axes(dataclasses.replace(TINY, scan_layers=False)), mesh
+    )
     assert unrolled["layer_1"]["mlp"]["down"]["kernel"].spec == P("tensor", "fsdp")
 
 
