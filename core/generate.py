@@ -163,6 +163,7 @@ def decode(
     """Generate until every row hit one of `stop_ids` [K] or max_new_tokens, in one while_loop."""
     params, config = unstack_layers(params, config)  # once per call, outside the loop
     model = Transformer(config)
+    transposed_embedding = _decode_output_weights(model, params, state.token.shape[0])
     max_new_tokens = state.generated.shape[1]
     cache_len = state.cache.keys.shape[2]
     padded_len = cache_len - max_new_tokens
@@ -182,6 +183,7 @@ def decode(
             positions,
             state.cache,
             cache_mask,
+            transposed_embedding,
             method=Transformer.decode,
         )
         cache = KVCache(
@@ -195,6 +197,20 @@ def decode(
         return _record(state._replace(cache=cache, token=token, rng=rng), stop_ids)
 
     return jax.lax.while_loop(running, step, _record(state, stop_ids))
+
+
+def _decode_output_weights(model: Transformer, params: Params, batch: int) -> Array | None:
+    """A [D,V] copy of the tied embedding for batch-1 decoding on the CPU, else None.
+
+    There XLA's matrix-vector product over the [D,V] copy is ~1.7x faster than over the
+    embedding's own [V,D] layout (TEST logits: 2.0 vs 3.4 ms per token); from batch 2 on the
+    [V,D] matrix product is the faster one. The barrier keeps XLA from folding the transpose
+    back into the loop's product, so the copy is made once per call.
+    """
+    if batch > 1 or jax.default_backend() != "cpu":
+        return None
+    embedding = model.apply({"params": params}, method=Transformer.output_embedding)
+    return jax.lax.optimization_barrier(embedding.T)
 
 
 def left_pad(prompts: Sequence[Sequence[int]], prompt_bucket: int) -> tuple[np.ndarray, np.ndarray]:

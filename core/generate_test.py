@@ -58,6 +58,12 @@ def test_batched_greedy_with_cache_matches_full_recompute(params, references):
     assert result.token_lists() == references
 
 
+def test_single_prompt_greedy_with_cache_matches_full_recompute(params, references):
+    # Batch 1 reads the logits through a transposed embedding copy on the CPU.
+    result = generate(params, TINY, [PROMPTS[1]], NEW_TOKENS, prompt_bucket=16)
+    assert result.token_lists() == [references[1]]
+
+
 def test_stop_token_ends_its_row_and_is_excluded(params, references):
     stop = references[0][3]
     result = generate(params, TINY, PROMPTS, NEW_TOKENS, stop_ids=[stop], prompt_bucket=16)

@@ -282,9 +282,16 @@ class Transformer(nn.Module):
         hidden, _ = self._layers(tokens, positions, mask, None, None, emit_kv=False)
         return hidden if return_hidden else self.logits(hidden)
 
-    def logits(self, hidden: Array) -> Array:
-        """float32 logits [B,S,V] from final hidden states [B,S,D] via the tied embedding."""
-        logits = tied_logits(hidden.astype(self.config.dtype), self.output_embedding())
+    def logits(self, hidden: Array, transposed_embedding: Array | None = None) -> Array:
+        """float32 logits [B,S,V] from final hidden states [B,S,D] via the tied embedding, or
+        via `transposed_embedding`, its [D,V] copy, when the caller made one (core/generate.py)."""
+        hidden = hidden.astype(self.config.dtype)
+        if transposed_embedding is None:
+            logits = tied_logits(hidden, self.output_embedding())
+        else:
+            logits = jnp.einsum(
+                "...d,dv->...v", hidden, transposed_embedding, preferred_element_type=jnp.float32
+            )
         return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
 
     def output_embedding(self) -> Array:
@@ -298,16 +305,21 @@ class Transformer(nn.Module):
         return self.logits(hidden[:, -1:])[:, 0], kv
 
     def decode(
-        self, tokens: Array, positions: Array, cache: KVCache, cache_mask: Array
+        self,
+        tokens: Array,
+        positions: Array,
+        cache: KVCache,
+        cache_mask: Array,
+        transposed_embedding: Array | None = None,
     ) -> tuple[Array, KVCache]:
         """Run new tokens [B,S] after `cache` (valid slots: `cache_mask` [B,T]).
 
-        Returns logits [B,S,V] and the new tokens' keys/values [L,B,S,Hkv,Dh], which the caller
-        writes into its cache.
+        Returns logits [B,S,V] (see `logits` for `transposed_embedding`) and the new tokens'
+        keys/values [L,B,S,Hkv,Dh], which the caller writes into its cache.
         """
         mask = _causal_mask(*tokens.shape)
         hidden, kv = self._layers(tokens, positions, mask, cache, cache_mask, emit_kv=True)
-        return self.logits(hidden), kv
+        return self.logits(hidden, transposed_embedding), kv
 
     @nn.compact
     def _layers(
