@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import operator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -78,8 +79,13 @@ def _rms_norm(config: ModelConfig, name: str) -> nn.RMSNorm:
 
 def _projection(
     config: ModelConfig, shape: tuple[int, ...], equation: str, names: tuple[str, ...], name: str
-) -> nn.Einsum:
-    return nn.Einsum(
+) -> Callable[[Array], Array]:
+    """A bias-free projection of x [B,S,...]; `equation` maps the tokens ("t...") to outputs.
+
+    Batch and length are merged first so that each weight gradient is one plain 2-D matmul: with
+    both axes contracted, XLA's CPU backend copied a transposed activation for every one.
+    """
+    einsum = nn.Einsum(
         shape=shape,
         einsum_str=equation,
         use_bias=False,
@@ -88,6 +94,13 @@ def _projection(
         kernel_init=_kernel_init(config, names),
         name=name,
     )
+
+    def project(x: Array) -> Array:
+        batch, length = x.shape[:2]
+        out = einsum(x.reshape(batch * length, *x.shape[2:]))
+        return out.reshape(batch, length, *out.shape[1:])
+
+    return project
 
 
 class Attention(nn.Module):
@@ -113,14 +126,14 @@ class Attention(nn.Module):
         query = _projection(
             cfg,
             (cfg.hidden_dim, heads, head_dim),
-            "bsd,dhk->bshk",
+            "td,dhk->thk",
             ("embed", "heads", "head_dim"),
             "query",
         )(x)
         kv_shape = (cfg.hidden_dim, kv_heads, head_dim)
         kv_names = ("embed", "kv_heads", "head_dim")
-        key = _projection(cfg, kv_shape, "bsd,dhk->bshk", kv_names, "key")(x)
-        value = _projection(cfg, kv_shape, "bsd,dhk->bshk", kv_names, "value")(x)
+        key = _projection(cfg, kv_shape, "td,dhk->thk", kv_names, "key")(x)
+        value = _projection(cfg, kv_shape, "td,dhk->thk", kv_names, "value")(x)
         query = apply_rope(query, rope) * jnp.asarray(head_dim**-0.5, query.dtype)
         key = apply_rope(key, rope)
 
@@ -173,7 +186,7 @@ class Attention(nn.Module):
         return _projection(
             cfg,
             (cfg.num_heads, cfg.head_dim, cfg.hidden_dim),
-            "bshk,hkd->bsd",
+            "thk,hkd->td",
             ("heads", "head_dim", "embed"),
             "out",
         )(heads_out)
@@ -189,10 +202,10 @@ class SwiGLU(nn.Module):
         """Map x [B,S,D] to [B,S,D] through the ffn_dim hidden layer."""
         cfg = self.config
         shape_in, shape_out = (cfg.hidden_dim, cfg.ffn_dim), (cfg.ffn_dim, cfg.hidden_dim)
-        gate = _projection(cfg, shape_in, "bsd,df->bsf", ("embed", "mlp"), "gate")(x)
-        up = _projection(cfg, shape_in, "bsd,df->bsf", ("embed", "mlp"), "up")(x)
+        gate = _projection(cfg, shape_in, "td,df->tf", ("embed", "mlp"), "gate")(x)
+        up = _projection(cfg, shape_in, "td,df->tf", ("embed", "mlp"), "up")(x)
         hidden = nn.with_logical_constraint(nn.silu(gate) * up, ("batch", "length", "mlp"))
-        return _projection(cfg, shape_out, "bsf,fd->bsd", ("mlp", "embed"), "down")(hidden)
+        return _projection(cfg, shape_out, "tf,fd->td", ("mlp", "embed"), "down")(hidden)
 
 
 class Block(nn.Module):
