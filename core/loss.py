@@ -38,11 +38,18 @@ def _from_chunks(x: Array) -> Array:
     return x.swapaxes(0, 1).reshape(batch, chunks * chunk, *x.shape[3:])
 
 
-def _chunk_losses(hidden: Array, embedding: Array, targets: Array) -> Array:
-    """Per-token losses [B, c] of one chunk."""
+def _chunk_softmax(hidden: Array, embedding: Array, targets: Array) -> tuple[Array, Array, Array]:
+    """One chunk's per-token losses [B, c], exp(logits − max) [B, c, V] and its sums [B, c, 1].
+
+    One exp pass serves both the loss and the softmax (measured 18% faster on the CPU than a
+    separate logsumexp).
+    """
     logits = tied_logits(hidden, embedding)
+    peak = jnp.max(logits, axis=-1, keepdims=True)
+    exps = jnp.exp(logits - peak)
+    total_exp = jnp.sum(exps, axis=-1, keepdims=True)
     target_logits = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-    return jax.nn.logsumexp(logits, axis=-1) - target_logits
+    return (peak + jnp.log(total_exp))[..., 0] - target_logits, exps, total_exp
 
 
 def _loss_and_grads(
@@ -54,21 +61,15 @@ def _loss_and_grads(
 
     def loss_only(total: Array, x: tuple[Array, ...]) -> tuple[Array, None]:
         hidden_chunk, target_chunk, mask_chunk = x
-        losses = _chunk_losses(hidden_chunk, embedding, target_chunk)
+        losses, _, _ = _chunk_softmax(hidden_chunk, embedding, target_chunk)
         return total + jnp.sum(losses * mask_chunk), None
 
     def loss_and_grad(carry: tuple[Array, Array], x: tuple[Array, ...]) -> tuple:
         total, d_embedding = carry
         hidden_chunk, target_chunk, mask_chunk = x
-        logits = tied_logits(hidden_chunk, embedding)
-        # One exp pass serves both the loss and the softmax (measured 18% faster on the CPU).
-        peak = jnp.max(logits, axis=-1, keepdims=True)
-        exps = jnp.exp(logits - peak)
-        total_exp = jnp.sum(exps, axis=-1, keepdims=True)
-        target_logits = jnp.take_along_axis(logits, target_chunk[..., None], axis=-1)[..., 0]
-        losses = (peak + jnp.log(total_exp))[..., 0] - target_logits
+        losses, exps, total_exp = _chunk_softmax(hidden_chunk, embedding, target_chunk)
         probs = exps / total_exp
-        is_target = jnp.arange(logits.shape[-1]) == target_chunk[..., None]
+        is_target = jnp.arange(exps.shape[-1]) == target_chunk[..., None]
         d_logits = ((probs - is_target) * mask_chunk[..., None]).astype(hidden.dtype)
         d_hidden = jnp.einsum(
             "bsv,vd->bsd", d_logits, embedding, preferred_element_type=jnp.float32
