@@ -3,7 +3,9 @@
 Each layer is used when this machine allows it, and `Sandbox.protections` records which were:
 - namespaces (`unshare`): a PID namespace (everything a sample starts dies with it), an empty network
   namespace, and a private mount namespace in which /tmp, /var/tmp and /dev/shm are the scratch
-  directory; a harness that is not root enters them through a user namespace;
+  directory and host directories given to `Sandbox.expose` (a toolchain the sample uid could not
+  reach, under a mode-700 /root say) appear read-only under /tmp/.tools; a harness that is not
+  root enters them through a user namespace;
 - an unprivileged uid per worker (`setpriv`, root only): a sample can write only its scratch directory
   and cannot signal the harness, and each worker has its own RLIMIT_NPROC budget;
 - resource limits (`prlimit`): address space, CPU seconds, processes, file size, open files, no cores;
@@ -22,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,11 +47,27 @@ _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _STOP_GRACE_S = 5.0
 # Where the scratch directory appears inside the mount namespace.
 _INNER_SCRATCH = "/tmp"
-# Runs first inside the new mount namespace: the scratch directory becomes every world-writable place.
+# The scratch subdirectory holding the mount points of exposed host directories, 0, 1, ...
+_TOOLS = ".tools"
+# Runs first, as root, inside the new mount namespace; arguments: the scratch dir, the number of
+# exposed host dirs, those dirs, the command. Each exposed dir is bound read-only on a mount point
+# in the scratch dir, which then becomes every world-writable place (--rbind carries those binds).
+# `.tools` is made afresh each step: an earlier step's sample owns the scratch dir and may have
+# renamed it or left a symlink there, so nothing of it is trusted (no sample process is alive
+# now: each step's PID namespace dies with it, and a plain `rm -rf` follows no symlink). The binds
+# exist only in this private namespace: the harness's own namespace sees empty directories, so
+# removing the scratch dir (shutil.rmtree, on the host) can never reach an exposed dir, and inside
+# the namespace the binds are read-only should anything try.
 _MOUNT_SCRATCH = (
-    'set -e; mount --bind "$1" /tmp; '
+    "set -e; scratch=$1; count=$2; shift 2; "
+    f'if [ "$count" -gt 0 ]; then rm -rf "$scratch/{_TOOLS}"; '
+    f'mkdir -m 755 "$scratch/{_TOOLS}"; fi; '
+    'i=0; while [ "$i" -lt "$count" ]; do '
+    f'mkdir -m 755 "$scratch/{_TOOLS}/$i"; '
+    f'mount --bind -o ro,nosuid,nodev "$1" "$scratch/{_TOOLS}/$i"; shift; i=$((i + 1)); done; '
+    'mount --rbind "$scratch" /tmp; '
     'for d in /var/tmp /dev/shm; do if [ -d "$d" ]; then mount --bind /tmp "$d"; fi; done; '
-    'cd /tmp; shift; exec "$@"'
+    'cd /tmp; exec "$@"'
 )
 
 
@@ -166,6 +185,9 @@ class Sandbox:
         # Without a mount namespace a sample reaches its scratch dir through this one.
         self._root.chmod(0o711)
         self.protections = self._detect_protections()
+        # Replaced, never mutated, so a step reads a consistent tuple without the lock.
+        self._exposed: tuple[Path, ...] = ()
+        self._expose_lock = threading.Lock()
         self._free_slots: queue.SimpleQueue[int] = queue.SimpleQueue()
         for slot in range(self.workers):
             self._free_slots.put(slot)
@@ -185,10 +207,43 @@ class Sandbox:
         """Remove the sandbox's temporary directory."""
         shutil.rmtree(self._root, ignore_errors=True)
 
+    @property
+    def exposed(self) -> dict[str, str]:
+        """Each exposed host directory -> where samples see it (read-only)."""
+        return {str(host): _inner_tools(index) for index, host in enumerate(self._exposed)}
+
+    def expose(self, host_dir: str | os.PathLike[str]) -> str:
+        """Make `host_dir` readable, read-only, by every later sample, even where the sample uid
+        cannot reach it on the host; returns the path at which samples see it.
+
+        Needs the mount namespace: an EvalError without it, or when the bind fails. The mount
+        points live in the scratch dir's `.tools`, which a program's own files should not use."""
+        host = Path(host_dir).resolve()
+        if not host.is_dir():
+            raise EvalError(f"cannot expose {host_dir} to the sandbox: not a directory")
+        if not self.protections.namespaces:
+            raise EvalError(
+                f"cannot expose {host} to the sandbox: it needs mount namespaces (unshare)"
+            )
+        with self._expose_lock:
+            if host not in self._exposed:
+                exposed = (*self._exposed, host)
+                probe = Path(tempfile.mkdtemp(dir=self._root))
+                try:
+                    bound = _succeeds([*self._namespace_prefix(probe, exposed), "true"])
+                finally:
+                    shutil.rmtree(probe, ignore_errors=True)
+                if not bound:
+                    raise EvalError(f"cannot bind {host} read-only into the sandbox")
+                self._exposed = exposed
+            return _inner_tools(self._exposed.index(host))
+
     def describe(self) -> dict[str, Any]:
         """Protections, limits and parallelism, as recorded in results files."""
+        exposed = "; ".join(f"{host} at {inner}" for host, inner in self.exposed.items())
         return {
             **self.protections.describe(),
+            "exposed": f"read-only (nosuid, nodev): {exposed}" if exposed else "none",
             "workers": self.workers,
             **{f"limit_{key}": value for key, value in dataclasses.asdict(self.limits).items()},
         }
@@ -267,22 +322,23 @@ class Sandbox:
     ) -> list[str]:
         command: list[str] = []
         if self.protections.namespaces:
-            command += [*self._namespace_prefix(), str(scratch)]
+            command += self._namespace_prefix(scratch, self._exposed)
         if uid is not None:
             command += _drop_privileges_prefix(uid)
         if self.protections.rlimits:
             command += _rlimit_prefix(self.limits, timeout, per_uid=uid is not None)
         return [*command, *argv]
 
-    def _namespace_prefix(self) -> list[str]:
+    def _namespace_prefix(self, scratch: Path, exposed: Sequence[Path]) -> list[str]:
         user = [] if self._as_root else ["--map-root-user"]
         return [
             "unshare", *user, "--pid", "--fork", "--kill-child", "--mount-proc", "--net",
             "--mount", "--propagation", "private", "--", "sh", "-c", _MOUNT_SCRATCH, "sh",
+            str(scratch), str(len(exposed)), *map(str, exposed),
         ]  # fmt: skip
 
     def _detect_protections(self) -> Protections:
-        namespaces = _succeeds([*self._namespace_prefix(), str(self._root), "true"])
+        namespaces = _succeeds([*self._namespace_prefix(self._root, ()), "true"])
         uid_per_worker = (
             self._as_root
             and shutil.which("kill", path=_PATH) is not None
@@ -292,6 +348,10 @@ class Sandbox:
             [*_rlimit_prefix(self.limits, self.limits.timeout, per_uid=False), "true"]
         )
         return Protections(namespaces, namespaces and not self._as_root, uid_per_worker, rlimits)
+
+
+def _inner_tools(index: int) -> str:
+    return f"{_INNER_SCRATCH}/{_TOOLS}/{index}"
 
 
 def _drop_privileges_prefix(uid: int) -> list[str]:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from evals.errors import EvalError
-from evals.sandbox import Limits, Program, Sandbox
+from evals.sandbox import Limits, Program, RunResult, Sandbox
 from evals.toolchain import executables_named, find_runnable
 
 
@@ -30,6 +35,42 @@ def python(sandbox: Sandbox) -> str:
 
 def script(python: str, source: str, name: str = "main.py") -> Program:
     return Program((python, "-I", "-S", name), {name: source})
+
+
+@pytest.fixture()
+def world_readable_dir() -> Iterator[Path]:
+    """A fresh directory any uid can reach on the host, for samples that run without namespaces."""
+    directory = Path(tempfile.mkdtemp(prefix="sandbox-test-"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory)
+
+
+def shared_with_samples(box: Sandbox, directory: Path) -> str:
+    """Where samples see `directory`: exposed in their mount namespace, else at its host path."""
+    return box.expose(directory) if box.protections.namespaces else str(directory)
+
+
+class LastFirst(Sandbox):
+    """Runs `programs[i]` only once every later program has finished: they end in reverse order."""
+
+    def __init__(self, programs: Sequence[Program]) -> None:
+        super().__init__(Limits(timeout=30), workers=len(programs))
+        self.programs = list(programs)
+        self.finished: list[int] = []
+        self._turn = threading.Condition()
+
+    def run(self, program: Program) -> RunResult:
+        index = self.programs.index(program)
+        later = len(self.programs) - 1 - index
+        with self._turn:
+            # The timeout only turns a bug (a worker short) into a failure instead of a hang.
+            assert self._turn.wait_for(lambda: len(self.finished) == later, timeout=300)
+        result = super().run(program)
+        with self._turn:
+            self.finished.append(index)
+            self._turn.notify_all()
+        return result
 
 
 def processes_mentioning(marker: str) -> list[int]:
@@ -51,17 +92,32 @@ def test_exit_status_and_output(sandbox: Sandbox, python: str) -> None:
     assert "AssertionError: wrong answer" in failed.output
 
 
-def test_results_keep_program_order(sandbox: Sandbox, python: str) -> None:
-    programs = [
-        script(python, f"import sys, time; time.sleep(0.{5 - i}); sys.exit({i})") for i in range(6)
-    ]
-    assert [result.returncode for result in sandbox.run_all(programs)] == list(range(6))
+def test_results_keep_program_order(python: str) -> None:
+    programs = [script(python, f"import sys; sys.exit({i})") for i in range(6)]
+    with LastFirst(programs) as box:
+        results = box.run_all(programs)
+    assert box.finished == list(reversed(range(6)))
+    assert [result.returncode for result in results] == list(range(6))
+
+
+def test_samples_run_at_once_on_all_workers(python: str, world_readable_dir: Path) -> None:
+    # Each sample blocks until the other opens the FIFO: run one after the other, both time out.
+    fifo = world_readable_dir / "fifo"
+    os.mkfifo(fifo)
+    fifo.chmod(0o666)
+    with Sandbox(Limits(timeout=30), workers=2) as box:
+        inner = f"{shared_with_samples(box, world_readable_dir)}/fifo"
+        reader = script(python, f"print(open({inner!r}).read())")
+        writer = script(python, f"open({inner!r}, 'w').write('met')")
+        results = box.run_all([reader, writer])
+    assert [result.passed for result in results] == [True, True]
+    assert results[0].output == "met\n"
 
 
 def test_infinite_loop_times_out(sandbox: Sandbox, python: str) -> None:
     result = sandbox.run(script(python, "while True:\n    pass\n"))
     assert result.timed_out and not result.passed
-    assert result.duration_s < sandbox.limits.timeout + 2
+    assert result.duration_s >= sandbox.limits.timeout
 
 
 def test_fork_bomb_is_bounded_and_leaves_nothing_behind(python: str) -> None:
@@ -143,7 +199,10 @@ def test_samples_do_not_see_each_others_files(sandbox: Sandbox, python: str) -> 
 
 
 def test_cannot_signal_the_harness_or_its_processes(sandbox: Sandbox, python: str) -> None:
-    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # Lives until its stdin closes.
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
     try:
         attack = (
             "import os, signal\n"
@@ -153,7 +212,7 @@ def test_cannot_signal_the_harness_or_its_processes(sandbox: Sandbox, python: st
             "    except OSError:\n"
             "        pass\n"
         )
-        sandbox.run(script(python, attack))
+        assert sandbox.run(script(python, attack)).passed
         assert bystander.poll() is None
     finally:
         bystander.kill()
@@ -190,12 +249,68 @@ def test_limits_reject_nonpositive_values() -> None:
 
 
 def test_build_step_runs_first_under_its_own_timeout(python: str) -> None:
-    compile_ = (python, "-I", "-S", "-c", "import time; time.sleep(1.5); open('built', 'w')")
+    # The build outlives the run timeout (2 s) and stays far inside its own (600 s).
+    compile_ = (python, "-I", "-S", "-c", "import time; time.sleep(3); open('built', 'w')")
     run = (python, "-I", "-S", "-c", "print(open('built').read() == '')")
-    with Sandbox(Limits(timeout=1, build_timeout=5), workers=1) as box:
+    with Sandbox(Limits(timeout=2, build_timeout=600), workers=1) as box:
         built = box.run(Program(run, {"data.bin": b"\x00\xff"}, build=compile_))
         broken = box.run(Program(run, build=(python, "-c", "raise SystemExit('no build')")))
-        slow = box.run(Program(run, build=(python, "-c", "import time; time.sleep(60)")))
-    assert built.passed and built.output == "True\n" and built.duration_s > 1.5
+    assert built.passed and built.output == "True\n" and built.duration_s >= 3
     assert broken.returncode == 1 and "no build" in broken.output
-    assert slow.timed_out and slow.duration_s < 7
+    # A build that outlives its own timeout is stopped, and its program never runs.
+    with Sandbox(Limits(timeout=30, build_timeout=1), workers=1) as box:
+        slow = box.run(Program(run, build=(python, "-c", "import time; time.sleep(600)")))
+    assert slow.timed_out and "True" not in slow.output
+
+
+def test_exposed_directory_is_readable_and_read_only(python: str, tmp_path: Path) -> None:
+    tmp_path.chmod(0o700)  # no other uid can reach anything below it on the host
+    tools = tmp_path / "toolchain"
+    (tools / "bin").mkdir(parents=True)
+    # World-writable on the host: only the read-only bind stops the sample writing.
+    tools.chmod(0o777)
+    (tools / "bin").chmod(0o777)
+    (tools / "bin" / "tool.txt").write_text("toolchain")
+    (tools / "bin" / "tool.txt").chmod(0o666)
+    with Sandbox(Limits(timeout=30), workers=1) as box:
+        if not box.protections.namespaces:
+            with pytest.raises(EvalError, match=r"needs mount namespaces \(unshare\)$"):
+                box.expose(tools)
+            return
+        inner = box.expose(tools)
+        assert box.expose(tools / "bin" / "..") == inner  # once per directory
+        assert box.exposed == {str(tools): inner}
+        assert str(tools) in box.describe()["exposed"] and "read-only" in box.describe()["exposed"]
+        hidden = script(python, f"import os; assert not os.path.exists({str(tools)!r})")
+        attack = (
+            "import os, shutil\n"
+            f"assert open({inner!r} + '/bin/tool.txt').read() == 'toolchain'\n"
+            f"for attempt in (lambda: open({inner!r} + '/bin/tool.txt', 'a'),\n"
+            f"                lambda: open({inner!r} + '/bin/new.txt', 'w'),\n"
+            f"                lambda: os.remove({inner!r} + '/bin/tool.txt'),\n"
+            f"                lambda: os.chmod({inner!r} + '/bin', 0o700),\n"
+            f"                lambda: shutil.rmtree({inner!r})):\n"
+            "    try:\n"
+            "        attempt()\n"
+            "    except OSError:\n"
+            "        continue\n"
+            "    raise SystemExit('wrote to the exposed directory')\n"
+        )
+        # An earlier step that replaces the mount points with a symlink to the real directory
+        # neither redirects the next step's binds nor gets the real directory written through.
+        relink = ("sh", "-c", f"mv .tools moved && ln -s {tools / 'bin'} .tools")
+        results = [
+            box.run(hidden),
+            box.run(script(python, attack)),
+            box.run(dataclasses.replace(script(python, attack), build=relink)),
+        ]
+    assert [result.passed for result in results] == [True, True, True], results
+    # Closing the sandbox removed every scratch dir; the exposed directory is as it was.
+    assert sorted(path.name for path in tools.rglob("*")) == ["bin", "tool.txt"]
+    assert (tools / "bin" / "tool.txt").read_text() == "toolchain"
+    assert stat.S_IMODE((tools / "bin").stat().st_mode) == 0o777
+
+
+def test_exposing_needs_a_directory(tmp_path: Path) -> None:
+    with Sandbox(workers=1) as box, pytest.raises(EvalError, match="not a directory"):
+        box.expose(tmp_path / "absent")
