@@ -9,7 +9,6 @@ be shared.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -19,9 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core.config import PRESETS, ModelConfig
+from core.cli import run_main, write_json
+from core.config import ModelConfig
 from core.generate import GREEDY, GenerationError, decode, left_pad, prefill
 from core.model import Params, Transformer, init_params
+from core.run_flags import add_run_config_args, model_config_from_args
 
 
 class BenchError(ValueError):
@@ -115,7 +116,7 @@ def _batch_sizes(text: str) -> list[int]:
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", choices=sorted(PRESETS), default="test")
+    add_run_config_args(parser, sys.argv[1:] if argv is None else argv, parts=("model",))
     parser.add_argument("--prompt-len", type=int, default=128)
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--batch-sizes", default="1,8", help="comma-separated, e.g. 1,8")
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         if getattr(args, flag) <= 0:
             raise BenchError(f"--{flag.replace('_', '-')} must be positive")
     backend = jax.default_backend()
-    config = PRESETS[args.config].for_backend(backend)
+    config = model_config_from_args(args).for_backend(backend)
     if args.prompt_len + args.new_tokens > config.max_seq_len:
         raise GenerationError(
             f"--prompt-len + --new-tokens ({args.prompt_len + args.new_tokens}) exceeds "
@@ -158,23 +159,20 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     return results
 
 
-def main(argv: list[str] | None = None) -> None:
-    """CLI entry point: print the results and optionally write them as JSON."""
-    args = _parse_args(argv)
-    try:
-        results = run(args)
-    except ValueError as err:  # BenchError, GenerationError, ConfigError
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+def _bench(args: argparse.Namespace) -> int:
+    results = run(args)
     for name, value in results.items():
         print(f"{name:>28}: {value:.1f}" if isinstance(value, float) else f"{name:>28}: {value}")
     if args.json:
-        try:
-            args.json.write_text(json.dumps(results, indent=2) + "\n")
-        except OSError as err:
-            print(f"error: cannot write --json {args.json}: {err.strerror}", file=sys.stderr)
-            sys.exit(2)
+        write_json(args.json, results)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point: print the results and optionally write them as JSON."""
+    args = _parse_args(argv)
+    return run_main(lambda: _bench(args))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,8 +10,6 @@ dtype (float32 on the CPU, the config's bfloat16 elsewhere); params stay float32
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,18 +18,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from core.cli import add_dataclass_args, dataclass_from_args
-from core.config import (
-    ATTENTION_IMPLEMENTATIONS,
-    PRESETS,
-    REMAT_POLICIES,
-    ConfigError,
-    ModelConfig,
-    TrainConfig,
-)
+from core.cli import dataclass_from_args, run_main, write_json
+from core.config import ConfigError, ModelConfig, TrainConfig, check_fits
 from core.flops import mfu, peak_flops, training_flops_per_step
 from core.model import count_params
-from core.sharding import MeshError, global_batch, make_mesh, maybe_initialize_distributed
+from core.run_flags import add_run_config_args, model_config_from_args
+from core.sharding import global_batch, make_mesh, maybe_initialize_distributed
 from core.train_step import build_steps
 
 
@@ -95,59 +87,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", choices=sorted(PRESETS), default="test", help="model preset")
-    parser.add_argument(
-        "--remat",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="rematerialise each block in the backward pass (default: the preset's setting)",
-    )
-    parser.add_argument(
-        "--remat-policy",
-        choices=REMAT_POLICIES,
-        help="what remat keeps from the forward pass (full: only each block's input; dots: also "
-        "the weight matmuls' outputs); default: the preset's",
-    )
-    parser.add_argument(
-        "--attention",
-        choices=ATTENTION_IMPLEMENTATIONS,
-        help="training attention kernel (default: the preset's, auto: cudnn flash attention on a "
-        "GPU, else einsum)",
-    )
-    parser.add_argument(
-        "--scan-layers",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="run the layers as one lax.scan or unrolled (default: the preset's setting)",
-    )
     parser.add_argument("--timed-steps", type=int, default=5, help="steps timed after compiling")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    add_dataclass_args(parser, TrainConfig)
+    add_run_config_args(parser, sys.argv[1:] if argv is None else argv, parts=("model", "train"))
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def _bench(args: argparse.Namespace) -> int:
     maybe_initialize_distributed()
-    try:
-        train_config = dataclass_from_args(TrainConfig, args)
-        model_config = PRESETS[args.config]
-        overrides = {
-            "remat": args.remat,
-            "remat_policy": args.remat_policy,
-            "attention": args.attention,
-            "scan_layers": args.scan_layers,
-        }
-        model_config = dataclasses.replace(
-            model_config, **{name: value for name, value in overrides.items() if value is not None}
-        )
-        if args.timed_steps < 1:
-            raise ConfigError(f"--timed-steps must be positive, got {args.timed_steps}")
-        results = benchmark(model_config, train_config, args.timed_steps)
-    except (ConfigError, MeshError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    results["config"] = args.config
+    model_config = model_config_from_args(args)
+    train_config = dataclass_from_args(TrainConfig, args)
+    check_fits(model_config, train_config)
+    if args.timed_steps < 1:
+        raise ConfigError(f"--timed-steps must be positive, got {args.timed_steps}")
+    results = benchmark(model_config, train_config, args.timed_steps) | {"config": args.config}
     print(
         f"{args.config} on {results['devices']}x {results['device_kind']} ({results['mesh']}, "
         f"{results['compute_dtype']}): {results['tokens_per_s']:,.0f} tokens/s, "
@@ -155,8 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{results['peak_flops'] / 1e12:.2f} TFLOP/s peak"
     )
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        write_json(args.json, results)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; user errors (bad flags, configs that do not fit) are one line, exit 2."""
+    args = parse_args(argv)
+    return run_main(lambda: _bench(args))
 
 
 if __name__ == "__main__":

@@ -18,10 +18,9 @@ import jax
 import orbax.checkpoint as ocp
 
 from core.config import ConfigError, ModelConfig, TrainConfig, from_dict, to_dict
+from core.layout import RunLayout
 from core.model import init_params, logical_axes
 from core.sharding import logical_to_shardings, make_mesh
-
-RUN_CONFIG_FILE = "config.json"
 
 
 class CheckpointError(ValueError):
@@ -33,11 +32,13 @@ def run_config_dict(model_config: ModelConfig, train_config: TrainConfig) -> dic
     return {"model": to_dict(model_config), "train": to_dict(train_config)}
 
 
-def write_run_config(directory: Path, model_config: ModelConfig, train_config: TrainConfig) -> None:
-    """Save the model and train configs as `config.json` in `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
+def write_run_config(
+    layout: RunLayout, model_config: ModelConfig, train_config: TrainConfig
+) -> None:
+    """Save the model and train configs as the run directory's config file."""
+    layout.root.mkdir(parents=True, exist_ok=True)
     text = json.dumps(run_config_dict(model_config, train_config), indent=2, sort_keys=True)
-    (directory / RUN_CONFIG_FILE).write_text(text + "\n")
+    layout.config.write_text(text + "\n")
 
 
 class Checkpointer:

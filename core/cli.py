@@ -1,11 +1,19 @@
-"""Derive argparse flags from a frozen config dataclass and build the dataclass back from them."""
+"""Command lines from config dataclasses, and the one way an entry point reports a user error.
+
+Every field of a frozen config dataclass becomes a `--field-name` flag; a field whose type is
+itself a dataclass contributes its own fields' flags (flat names, so `--temperature`, not
+`--sampling-temperature`). `dataclass_from_args` builds the (nested) dataclass back.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import sys
 import typing
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -20,8 +28,16 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _default(field: dataclasses.Field, defaults: Any) -> Any:
+    if defaults is not None:
+        return getattr(defaults, field.name)
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
 def add_dataclass_args(
-    parser: argparse.ArgumentParser,
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     cls: type,
     *,
     defaults: Any = None,
@@ -30,17 +46,19 @@ def add_dataclass_args(
     """Add one `--field-name` flag per field of dataclass `cls` (except `exclude`), defaulting to
     the field's value in `defaults` (an instance of `cls`, e.g. a preset) or the field default.
 
-    Supported field types: bool (as --flag/--no-flag), int, float, str and tuple[X, ...].
-    The help text shows the default; the field's `metadata["help"]` is used when present.
+    Supported field types: bool (as --flag/--no-flag), int, float, str, tuple[X, ...] and nested
+    dataclasses (their fields' flags, recursively). The help text shows the default; the field's
+    `metadata["help"]` is used when present.
     """
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         if field.name in exclude:
             continue
         kind = hints[field.name]
-        default = field.default if defaults is None else getattr(defaults, field.name)
-        if default is dataclasses.MISSING:
-            default = field.default_factory()  # type: ignore[misc]
+        default = _default(field, defaults)
+        if dataclasses.is_dataclass(kind):
+            add_dataclass_args(parser, kind, defaults=default, exclude=exclude)
+            continue
         help_text = f"{field.metadata.get('help', '')} (default: {default!r})".strip()
         if kind is bool:
             parser.add_argument(
@@ -61,17 +79,37 @@ def add_dataclass_args(
 
 
 def dataclass_from_args(
-    cls: type[T], args: argparse.Namespace, *, exclude: Collection[str] = ()
+    cls: type[T], args: argparse.Namespace, *, exclude: Collection[str] = (), **fixed: Any
 ) -> T:
-    """Build `cls` from the parsed flags that `add_dataclass_args` added; fields in `exclude`
-    (given no flag) keep their dataclass defaults."""
+    """Build `cls` from the parsed flags that `add_dataclass_args` added. Fields in `exclude`
+    (given no flag) keep their dataclass defaults; `fixed` gives values for fields directly."""
     hints = typing.get_type_hints(cls)
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict(fixed)
     for field in dataclasses.fields(cls):
-        if field.name in exclude:
+        if field.name in exclude or field.name in fixed:
+            continue
+        kind = hints[field.name]
+        if dataclasses.is_dataclass(kind):
+            values[field.name] = dataclass_from_args(kind, args, exclude=exclude)
             continue
         value = getattr(args, field.name)
-        values[field.name] = (
-            tuple(value) if typing.get_origin(hints[field.name]) is tuple else value
-        )
+        values[field.name] = tuple(value) if typing.get_origin(kind) is tuple else value
     return cls(**values)
+
+
+def run_main(run: Callable[[], int]) -> int:
+    """`run()`'s exit status; a user error (any ValueError: bad flag, file or field) prints one
+    `error: ...` line on stderr and gives status 2. Every entry point reports errors this way."""
+    try:
+        return run()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write `value` as indented JSON to `path` (a --json flag); a one-line error if it cannot."""
+    try:
+        path.write_text(json.dumps(value, indent=2) + "\n")
+    except OSError as error:
+        raise ValueError(f"cannot write --json {path}: {error.strerror}") from None

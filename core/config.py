@@ -1,4 +1,9 @@
-"""Model and training configuration: frozen dataclasses, presets, JSON round-trip, validation."""
+"""The one config tree: model, training and data configs (frozen dataclasses, every field a flag
+with help text), the run config that ties them together, and the presets side by side.
+
+A config round-trips through JSON; a run directory keeps its model and train configs in
+`config.json` and with every checkpoint, and its data config in the prepared data's manifest.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import dataclasses
 import json
 from pathlib import Path
 from typing import Any, TypeVar
+
+from core.cli import flag_field
 
 _DTYPES = ("float32", "bfloat16", "float16")
 # Training-time attention kernels: "einsum" is the model's own (any backend; always used with a
@@ -23,6 +30,29 @@ class ConfigError(ValueError):
     """An inconsistent or unknown configuration value; the message names the field."""
 
 
+def _check_positive(config: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        if getattr(config, name) <= 0:
+            raise ConfigError(
+                f"{type(config).__name__}.{name} must be positive, got {getattr(config, name)}"
+            )
+
+
+def _check_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:
+    if getattr(config, name) not in choices:
+        raise ConfigError(
+            f"{type(config).__name__}.{name} must be one of {choices}, "
+            f"got {getattr(config, name)!r}"
+        )
+
+
+def _check_fraction(config: Any, name: str, upper_open: bool = False) -> None:
+    value = getattr(config, name)
+    if not (0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0):
+        bracket = ")" if upper_open else "]"
+        raise ConfigError(f"{type(config).__name__}.{name} must be in [0, 1{bracket}, got {value}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Decoder-only transformer: MQA attention, RoPE, RMSNorm, SwiGLU, tied embeddings.
@@ -31,39 +61,33 @@ class ModelConfig:
     XLA's bf16 matmuls are slow, so runners call `for_backend` to compute in float32 there.
     """
 
-    vocab_size: int = 49152
-    hidden_dim: int = 256
-    num_layers: int = 6
-    num_heads: int = 4
-    num_kv_heads: int = 1
-    head_dim: int = 64
-    ffn_dim: int = 1024
-    max_seq_len: int = 512
-    dropout: float = 0.0
-    dtype: str = "bfloat16"
-    param_dtype: str = "float32"
-    rope_theta: float = 10000.0
-    norm_eps: float = 1e-5
-    init_std: float = 0.02
-    scan_layers: bool = True
-    remat: bool = False
-    remat_policy: str = "full"
-    attention: str = "auto"
+    vocab_size: int = flag_field(49152, "vocabulary size (a trained tokenizer gets this many ids)")
+    hidden_dim: int = flag_field(256, "width of the residual stream")
+    num_layers: int = flag_field(6, "transformer blocks")
+    num_heads: int = flag_field(4, "query heads")
+    num_kv_heads: int = flag_field(1, "key/value heads shared by the query heads (1: MQA)")
+    head_dim: int = flag_field(64, "features per head (hidden_dim = num_heads * head_dim)")
+    ffn_dim: int = flag_field(1024, "SwiGLU hidden width")
+    max_seq_len: int = flag_field(512, "longest sequence the model serves, prompt + generation")
+    dropout: float = flag_field(0.0, "dropout rate on the embeddings and each block's outputs")
+    dtype: str = flag_field("bfloat16", f"compute dtype on accelerators, one of {_DTYPES}")
+    param_dtype: str = flag_field("float32", f"parameter dtype, one of {_DTYPES}")
+    rope_theta: float = flag_field(10000.0, "RoPE base frequency")
+    norm_eps: float = flag_field(1e-5, "RMSNorm epsilon")
+    init_std: float = flag_field(0.02, "standard deviation of the normal weight initialiser")
+    scan_layers: bool = flag_field(True, "run the layers as one lax.scan (else unrolled)")
+    remat: bool = flag_field(False, "recompute each block's activations in the backward pass")
+    remat_policy: str = flag_field("full", f"what remat keeps, one of {REMAT_POLICIES}")
+    attention: str = flag_field(
+        "auto", f"training attention kernel, one of {ATTENTION_IMPLEMENTATIONS}"
+    )
 
     def __post_init__(self) -> None:
-        positive = (
-            "vocab_size",
-            "hidden_dim",
-            "num_layers",
-            "num_heads",
-            "num_kv_heads",
-            "head_dim",
-            "ffn_dim",
-            "max_seq_len",
-        )
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
+        _check_positive(
+            self,
+            ("vocab_size", "hidden_dim", "num_layers", "num_heads", "num_kv_heads", "head_dim",
+             "ffn_dim", "max_seq_len"),
+        )  # fmt: skip
         if self.hidden_dim != self.num_heads * self.head_dim:
             raise ConfigError(
                 f"ModelConfig.hidden_dim ({self.hidden_dim}) must equal num_heads × head_dim "
@@ -76,23 +100,11 @@ class ModelConfig:
             )
         if self.head_dim % 2:
             raise ConfigError(f"ModelConfig.head_dim must be even for RoPE, got {self.head_dim}")
-        for name in ("dtype", "param_dtype"):
-            if getattr(self, name) not in _DTYPES:
-                raise ConfigError(
-                    f"ModelConfig.{name} must be one of {_DTYPES}, got {getattr(self, name)!r}"
-                )
-        if self.attention not in ATTENTION_IMPLEMENTATIONS:
-            raise ConfigError(
-                f"ModelConfig.attention must be one of {ATTENTION_IMPLEMENTATIONS}, "
-                f"got {self.attention!r}"
-            )
-        if self.remat_policy not in REMAT_POLICIES:
-            raise ConfigError(
-                f"ModelConfig.remat_policy must be one of {REMAT_POLICIES}, "
-                f"got {self.remat_policy!r}"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+        _check_choice(self, "dtype", _DTYPES)
+        _check_choice(self, "param_dtype", _DTYPES)
+        _check_choice(self, "attention", ATTENTION_IMPLEMENTATIONS)
+        _check_choice(self, "remat_policy", REMAT_POLICIES)
+        _check_fraction(self, "dropout", upper_open=True)
 
     def for_backend(self, backend: str) -> ModelConfig:
         """The config to run on `backend` ('cpu', 'gpu', 'tpu').
@@ -108,59 +120,36 @@ class ModelConfig:
         return dataclasses.replace(self, dtype=dtype, attention=attention)
 
 
-# The presets from context.md (Model Specifications). PROD runs its layers unrolled: on an H200
-# that trained 26% faster than one lax.scan over them (153k vs 122k tokens/s at 16 x 2,048; the
-# CPU showed no difference), for a 2x longer compile (~20 s).
-TEST = ModelConfig()
-PROD = ModelConfig(
-    hidden_dim=1024,
-    num_layers=24,
-    num_heads=16,
-    head_dim=64,
-    ffn_dim=4096,
-    max_seq_len=2048,
-    scan_layers=False,
-)
-PRESETS: dict[str, ModelConfig] = {"test": TEST, "prod": PROD}
-
-
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimisation and loop settings (context.md, Training Configuration)."""
 
-    steps: int = 1000
-    batch_size: int = 8  # global, across all devices and accumulation steps
-    seq_len: int = 512
-    grad_accum: int = 1
-    peak_lr: float = 3e-4
-    end_lr_ratio: float = 0.1  # cosine decays to peak_lr × end_lr_ratio
-    warmup_steps: int = 2000
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    adam_b1: float = 0.9
-    adam_b2: float = 0.95
-    adam_eps: float = 1e-8
-    seed: int = 0
-    mesh: str = ""  # e.g. "data=2,fsdp=4"; empty puts every device on the fsdp axis
-    log_every: int = 10
-    eval_every: int = 200
-    eval_batches: int = 4
-    save_every: int = 200
-    keep_checkpoints: int = 3
+    steps: int = flag_field(1000, "optimizer steps of the whole run")
+    batch_size: int = flag_field(8, "global rows per step, across devices and accumulation")
+    seq_len: int = flag_field(512, "tokens per training row (at most ModelConfig.max_seq_len)")
+    grad_accum: int = flag_field(1, "micro-batches accumulated per step")
+    peak_lr: float = flag_field(3e-4, "learning rate after warmup")
+    end_lr_ratio: float = flag_field(0.1, "cosine decays to peak_lr × this")
+    warmup_steps: int = flag_field(2000, "linear warmup steps from 0 to peak_lr")
+    weight_decay: float = flag_field(0.1, "AdamW weight decay (not on norm scales)")
+    grad_clip: float = flag_field(1.0, "global gradient-norm clip")
+    adam_b1: float = flag_field(0.9, "Adam beta1")
+    adam_b2: float = flag_field(0.95, "Adam beta2")
+    adam_eps: float = flag_field(1e-8, "Adam epsilon")
+    seed: int = flag_field(0, "seed of the initial parameters, data order and dropout")
+    mesh: str = flag_field("", 'device mesh, e.g. "data=2,fsdp=4" (empty: all devices on fsdp)')
+    log_every: int = flag_field(10, "steps between metrics records")
+    eval_every: int = flag_field(200, "steps between validation-loss evaluations")
+    eval_batches: int = flag_field(4, "validation batches per evaluation")
+    save_every: int = flag_field(200, "steps between checkpoints")
+    keep_checkpoints: int = flag_field(3, "newest checkpoints kept")
 
     def __post_init__(self) -> None:
-        for name in (
-            "steps",
-            "batch_size",
-            "seq_len",
-            "grad_accum",
-            "log_every",
-            "eval_every",
-            "save_every",
-            "keep_checkpoints",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
+        _check_positive(
+            self,
+            ("steps", "batch_size", "seq_len", "grad_accum", "log_every", "eval_every",
+             "save_every", "keep_checkpoints"),
+        )  # fmt: skip
         if self.warmup_steps < 0:
             raise ConfigError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.batch_size % self.grad_accum:
@@ -172,6 +161,122 @@ class TrainConfig:
             raise ConfigError(
                 f"TrainConfig.end_lr_ratio must be in (0, 1], got {self.end_lr_ratio}"
             )
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens in one global batch."""
+        return self.batch_size * self.seq_len
+
+
+# DataConfig.max_tokens values with a meaning of their own.
+TOKENS_FOR_STEPS = 0
+ALL_TOKENS = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Every knob of the data pipeline (data_tools): sources, filters, dedup, tokenizer, packing.
+
+    The tokenizer a run trains has ModelConfig.vocab_size ids; rows hold TrainConfig.seq_len + 1
+    tokens.
+    """
+
+    # Budgets on what the source yields.
+    max_files: int = flag_field(0, "stop after this many source files (0: all)")
+    max_bytes: int = flag_field(0, "stop after this many source bytes (0: all)")
+    # Dataset sources (hub names or local .json/.jsonl/.parquet files).
+    dataset_config: str = flag_field("", "dataset configuration name (e.g. a language subset)")
+    dataset_split: str = flag_field("train", "dataset split to stream")
+    text_column: str = flag_field("content", "dataset column holding the file text")
+    # Quality filters (BigCode-style thresholds).
+    min_chars: int = flag_field(100, "drop files shorter than this")
+    max_chars: int = flag_field(1_000_000, "drop files longer than this")
+    max_line_length: int = flag_field(1000, "drop files with a longer line")
+    max_mean_line_length: float = flag_field(100.0, "drop files whose mean line is longer")
+    min_alnum_fraction: float = flag_field(0.25, "drop files with fewer alphanumeric characters")
+    max_comment_fraction: float = flag_field(
+        0.8, "drop files whose non-blank lines are mostly comments"
+    )
+    min_code_lines: int = flag_field(3, "drop files with fewer non-comment lines")
+    max_hex_run: int = flag_field(128, "drop files with a longer run of hex digits")
+    max_base64_run: int = flag_field(256, "drop files with a longer base64-like run")
+    autogen_header_chars: int = flag_field(
+        2000, "how much of a file's head to search for generated-code markers"
+    )
+    # Near-duplicate removal (BigCode defaults).
+    jaccard_threshold: float = flag_field(0.7, "MinHash LSH Jaccard threshold")
+    num_perm: int = flag_field(256, "MinHash permutations")
+    shingle_size: int = flag_field(5, "tokens per shingle")
+    dedup_eval_sample: int = flag_field(
+        400, "files sampled to measure LSH precision/recall against exact Jaccard"
+    )
+    # Tokenizer.
+    tokenizer: str = flag_field(
+        "", "tokenizer.json path or hub name; empty: train a BPE on the corpus"
+    )
+    tokenizer_train_bytes: int = flag_field(32_000_000, "corpus bytes to train a tokenizer on")
+    tokenizer_cache_dir: str = flag_field(
+        "", "where trained tokenizers are cached (empty: ~/.cache/codefactory/tokenizers)"
+    )
+    # Packing.
+    max_tokens: int = flag_field(
+        TOKENS_FOR_STEPS,
+        f"train-split tokens to pack ({TOKENS_FOR_STEPS}: what the run's steps consume, "
+        f"steps × batch size × seq_len; {ALL_TOKENS}: all)",
+    )
+    validation_fraction: float = flag_field(
+        0.01, "fraction of files (by content hash) held out for validation"
+    )
+    shard_rows: int = flag_field(16384, "rows per .npy shard")
+    # Execution.
+    workers: int = flag_field(0, "worker processes (0: one per CPU)")
+    batch_files: int = flag_field(64, "files per worker task")
+    progress: bool = flag_field(True, "show progress bars")
+
+    def __post_init__(self) -> None:
+        for name in ("max_files", "max_bytes", "min_chars", "tokenizer_train_bytes", "workers",
+                     "dedup_eval_sample"):  # fmt: skip
+            if getattr(self, name) < 0:
+                raise ConfigError(f"DataConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_tokens < ALL_TOKENS:
+            raise ConfigError(f"DataConfig.max_tokens must be >= -1, got {self.max_tokens}")
+        _check_positive(
+            self,
+            ("max_chars", "max_line_length", "num_perm", "shingle_size", "shard_rows",
+             "batch_files"),
+        )  # fmt: skip
+        for name in ("jaccard_threshold", "min_alnum_fraction", "max_comment_fraction"):
+            _check_fraction(self, name)
+        _check_fraction(self, "validation_fraction", upper_open=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """A whole run's configs; the place that checks they fit together."""
+
+    model: ModelConfig
+    train: TrainConfig
+    data: DataConfig = DataConfig()
+
+    def __post_init__(self) -> None:
+        check_fits(self.model, self.train)
+
+    def token_budget(self) -> int | None:
+        """Train-split tokens to pack (None: all), from DataConfig.max_tokens."""
+        if self.data.max_tokens == ALL_TOKENS:
+            return None
+        if self.data.max_tokens == TOKENS_FOR_STEPS:
+            return self.train.steps * self.train.tokens_per_step
+        return self.data.max_tokens
+
+
+def check_fits(model: ModelConfig, train: TrainConfig) -> None:
+    """One-line ConfigError unless `train`'s rows fit `model`."""
+    if train.seq_len > model.max_seq_len:
+        raise ConfigError(
+            f"TrainConfig.seq_len ({train.seq_len}) exceeds ModelConfig.max_seq_len "
+            f"({model.max_seq_len})"
+        )
 
 
 C = TypeVar("C")
@@ -205,29 +310,67 @@ def load_json(cls: type[C], path: str | Path) -> C:
     return from_dict(cls, data)
 
 
-# Training presets paired with the model presets. TEST is sized for a ~10-minute run on two CPU
-# cores (measured ~5.5 s per 4 x 512-token step there), so it trains 80 small-batch steps with a
-# warmup of a tenth of the run instead of context.md's 2,000 steps; PROD follows context.md
-# (global batch 64, 2,000 warmup steps, ~100k steps ≈ 13B tokens at 2,048).
-TRAIN_PRESETS: dict[str, TrainConfig] = {
-    "test": TrainConfig(
-        steps=80,
-        warmup_steps=8,
-        batch_size=4,
-        seq_len=512,
-        log_every=4,
-        eval_every=40,
-        save_every=20,
-        eval_batches=4,
+# The presets. TEST and PROD are context.md's Model Specifications. PROD runs its layers
+# unrolled: on an H200 that trained 26% faster than one lax.scan over them (153k vs 122k
+# tokens/s at 16 x 2,048; the CPU showed no difference), for a 2x longer compile (~20 s).
+# ORCHESTRATOR is the 3B-class planner model (same architecture and vocabulary) for a TPU run.
+TEST = ModelConfig()
+PROD = ModelConfig(
+    hidden_dim=1024,
+    num_layers=24,
+    num_heads=16,
+    head_dim=64,
+    ffn_dim=4096,
+    max_seq_len=2048,
+    scan_layers=False,
+)
+ORCHESTRATOR = ModelConfig(
+    hidden_dim=3072,
+    num_layers=30,
+    num_heads=24,
+    head_dim=128,
+    ffn_dim=8192,
+    max_seq_len=4096,
+    remat=True,
+)
+
+# TEST is sized for a ~10-minute run on two CPU cores (measured ~5.5 s per 4 x 512-token step
+# there), so it trains 80 small-batch steps with a warmup of a tenth of the run instead of
+# context.md's 2,000 steps, reads a bounded slice of the local corpus (the first run's cost is
+# mostly ast.parse and MinHash over every file), trains its tokenizer on less text and holds out
+# more files so validation has enough rows. PROD follows context.md (global batch 64, 2,000
+# warmup steps, ~100k steps ≈ 13B tokens at 2,048); ORCHESTRATOR keeps PROD's tokens per step at
+# twice the sequence length.
+TEST_TRAIN = TrainConfig(
+    steps=80,
+    warmup_steps=8,
+    batch_size=4,
+    seq_len=512,
+    log_every=4,
+    eval_every=40,
+    save_every=20,
+    eval_batches=4,
+)
+PROD_TRAIN = TrainConfig(
+    steps=100_000,
+    warmup_steps=2000,
+    batch_size=64,
+    seq_len=2048,
+    log_every=50,
+    eval_every=1000,
+    save_every=1000,
+    eval_batches=16,
+)
+PRESETS: dict[str, RunConfig] = {
+    "test": RunConfig(
+        TEST,
+        TEST_TRAIN,
+        DataConfig(
+            max_bytes=120_000_000, tokenizer_train_bytes=16_000_000, validation_fraction=0.05
+        ),
     ),
-    "prod": TrainConfig(
-        steps=100_000,
-        warmup_steps=2000,
-        batch_size=64,
-        seq_len=2048,
-        log_every=50,
-        eval_every=1000,
-        save_every=1000,
-        eval_batches=16,
+    "prod": RunConfig(PROD, PROD_TRAIN),
+    "orchestrator": RunConfig(
+        ORCHESTRATOR, dataclasses.replace(PROD_TRAIN, batch_size=32, seq_len=4096)
     ),
 }

@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core.config import ConfigError, ModelConfig
+from core.completion import GREEDY, SamplingConfig
+from core.config import ModelConfig
 from core.model import KVCache, Params, Transformer, unstack_layers
 
 Array = jax.Array
@@ -30,28 +31,6 @@ Array = jax.Array
 
 class GenerationError(ValueError):
     """A generation request that cannot run (bad prompt, too long); the message says why."""
-
-
-@dataclasses.dataclass(frozen=True)
-class SamplingConfig:
-    """How the next token is chosen: greedy at temperature 0, else sampled from the
-    temperature-scaled distribution restricted to the top_k tokens (0: all) and to the smallest
-    set whose probability reaches top_p (1.0: all)."""
-
-    temperature: float = 0.0
-    top_k: int = 0
-    top_p: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise ConfigError(f"SamplingConfig.temperature must be >= 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise ConfigError(f"SamplingConfig.top_k must be >= 0, got {self.top_k}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ConfigError(f"SamplingConfig.top_p must be in (0, 1], got {self.top_p}")
-
-
-GREEDY = SamplingConfig()
 
 
 @dataclasses.dataclass(frozen=True)

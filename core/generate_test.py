@@ -3,10 +3,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from core.completion import SamplingConfig
 from core.config import ConfigError
 from core.generate import (
     GenerationError,
-    SamplingConfig,
     decode,
     generate,
     left_pad,

@@ -1,7 +1,7 @@
 """Text in, text out: a trained checkpoint plus its tokenizer, for evals, samples and serving.
 
-A run directory (what the trainer writes) holds `checkpoints/` and the `tokenizer.json` the data
-was packed with; `load_completer` accepts the run directory or its `checkpoints/` folder.
+`CheckpointCompleter` serves the one completion interface (core/completion.py) and scores
+perplexity; `load_completer` builds one from a run directory (core/layout.py).
 """
 
 from __future__ import annotations
@@ -17,18 +17,13 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from core.checkpoint import CheckpointError, load_model
+from core.completion import CompletionRequest, SamplingConfig, cut_at_stop
 from core.config import ModelConfig
-from core.generate import SamplingConfig, generate
+from core.generate import generate
+from core.layout import RunLayout
 from core.model import Transformer
-from core.tokenizer import EOS_ID, PAD_ID, TOKENIZER_FILE, load_tokenizer
+from core.tokenizer import EOS_ID, PAD_ID, load_tokenizer
 from core.train_step import loss_sum
-from core.trainer import CHECKPOINT_DIR
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """`text` up to (not including) the earliest occurrence of any stop string."""
-    end = min((index for s in stop if s and (index := text.find(s)) >= 0), default=len(text))
-    return text[:end]
 
 
 class CheckpointCompleter:
@@ -71,23 +66,16 @@ class CheckpointCompleter:
             outputs.extend(generation.token_lists()[: len(batch)])
         return outputs
 
-    def complete(
-        self,
-        prompts: list[str],
-        n_samples: int,
-        max_new_tokens: int,
-        temperature: float,
-        top_p: float,
-        stop: list[str],
-        seed: int,
-    ) -> list[list[str]]:
-        """`n_samples` completions per prompt, each cut before the first stop string."""
-        encoded = [encoding.ids for encoding in self.tokenizer.encode_batch(prompts)]
-        repeated = [ids for ids in encoded for _ in range(n_samples)]
-        sampling = SamplingConfig(temperature=temperature, top_p=top_p)
-        generated = self.complete_ids(repeated, max_new_tokens, sampling, seed)
-        texts = [cut_at_stop(text, stop) for text in self.tokenizer.decode_batch(generated)]
-        return [texts[i : i + n_samples] for i in range(0, len(texts), n_samples)]
+    def complete(self, request: CompletionRequest) -> list[list[str]]:
+        """`request.n_samples` completions per prompt, each cut before the first stop string."""
+        n = request.n_samples
+        encoded = [encoding.ids for encoding in self.tokenizer.encode_batch(list(request.prompts))]
+        repeated = [ids for ids in encoded for _ in range(n)]
+        generated = self.complete_ids(
+            repeated, request.max_new_tokens, request.sampling, request.seed
+        )
+        texts = [cut_at_stop(text, request.stop) for text in self.tokenizer.decode_batch(generated)]
+        return [texts[i : i + n] for i in range(0, len(texts), n)]
 
     def perplexity(self, texts: list[str]) -> float:
         """Token-level perplexity of `texts`, packed EOS-separated into max_seq_len rows."""
@@ -113,16 +101,10 @@ def _loss_sum(config: ModelConfig, params: Any, rows: jax.Array) -> tuple[jax.Ar
     return loss_sum(Transformer(config), params, rows)
 
 
-def run_directory(path: str | Path) -> Path:
-    """The run directory for a path naming either it or its checkpoints/ folder."""
-    path = Path(path)
-    return path.parent if path.name == CHECKPOINT_DIR else path
-
-
 def load_completer(path: str | Path, step: int | None = None) -> CheckpointCompleter:
     """A completer for the run at `path` (run directory or its checkpoints/ folder)."""
-    run_dir = run_directory(path)
-    if not (run_dir / TOKENIZER_FILE).is_file():
-        raise CheckpointError(f"{run_dir}: no {TOKENIZER_FILE} beside the checkpoints")
-    config, params = load_model(run_dir / CHECKPOINT_DIR, step)
-    return CheckpointCompleter(config, params, load_tokenizer(run_dir / TOKENIZER_FILE))
+    layout = RunLayout.of(path)
+    if not layout.tokenizer.is_file():
+        raise CheckpointError(f"{layout.root}: no {layout.tokenizer.name} beside the checkpoints")
+    config, params = load_model(layout.checkpoints, step)
+    return CheckpointCompleter(config, params, load_tokenizer(layout.tokenizer))

@@ -1,7 +1,10 @@
 """Decoder-only transformer in flax.linen: MQA attention, RoPE, RMSNorm, SwiGLU, tied embeddings.
 
 Parameters live in `config.param_dtype` and compute runs in `config.dtype`; attention softmax and
-the output logits are float32. Every parameter carries logical axis names (see `logical_axes`).
+the output logits are float32. Every parameter carries logical axis names (see `logical_axes`),
+and activations are constrained with their own `activation_*` names; core/sharding.py maps both
+to mesh axes. With `deterministic=False` (training), dropout at `config.dropout` applies to the
+embeddings and to each block's attention and feed-forward outputs, drawing from the "dropout" rng.
 Besides the training forward pass, `Transformer.prefill` and `Transformer.decode` serve KV-cached
 generation (core/generate.py): the cache holds `num_kv_heads` heads per layer, and a layer never
 copies it; it only returns the keys/values of its new tokens for the caller to write.
@@ -20,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core.config import ConfigError, ModelConfig
+from core.config import ModelConfig
 
 Array = jax.Array
 Params = Any
@@ -58,9 +61,10 @@ def apply_rope(x: Array, rope: Rope) -> Array:
     return rotated.astype(x.dtype)
 
 
-def _check_supported(config: ModelConfig) -> None:
-    if config.dropout:
-        raise ConfigError(f"ModelConfig.dropout must be 0 for this model, got {config.dropout}")
+# Activation shapes by logical axis name (see core/sharding.py's rules).
+ACTIVATION_EMBED = ("activation_batch", "activation_length", "activation_embed")
+ACTIVATION_MLP = ("activation_batch", "activation_length", "activation_mlp")
+ACTIVATION_VOCAB = ("activation_batch", "activation_length", "activation_vocab")
 
 
 def _kernel_init(config: ModelConfig, names: tuple[str, ...]) -> nn.initializers.Initializer:
@@ -204,7 +208,7 @@ class SwiGLU(nn.Module):
         shape_in, shape_out = (cfg.hidden_dim, cfg.ffn_dim), (cfg.ffn_dim, cfg.hidden_dim)
         gate = _projection(cfg, shape_in, "td,df->tf", ("embed", "mlp"), "gate")(x)
         up = _projection(cfg, shape_in, "td,df->tf", ("embed", "mlp"), "up")(x)
-        hidden = nn.with_logical_constraint(nn.silu(gate) * up, ("batch", "length", "mlp"))
+        hidden = nn.with_logical_constraint(nn.silu(gate) * up, ACTIVATION_MLP)
         return _projection(cfg, shape_out, "tf,fd->td", ("mlp", "embed"), "down")(hidden)
 
 
@@ -213,6 +217,7 @@ class Block(nn.Module):
 
     config: ModelConfig
     emit_kv: bool = False
+    deterministic: bool = True
 
     @nn.compact
     def __call__(
@@ -224,12 +229,13 @@ class Block(nn.Module):
         cache_mask: Array | None,
     ) -> tuple[Array, KVCache | None]:
         """One layer over x [B,S,D]; the signature fits nn.scan (carry x, per-layer cache)."""
+        dropout = nn.Dropout(self.config.dropout, deterministic=self.deterministic)
         attended, kv = Attention(self.config, name="attention")(
             _rms_norm(self.config, "attention_norm")(x), rope, mask, cache, cache_mask
         )
-        x = x + attended
-        x = x + SwiGLU(self.config, name="mlp")(_rms_norm(self.config, "mlp_norm")(x))
-        x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        x = x + dropout(attended)
+        x = x + dropout(SwiGLU(self.config, name="mlp")(_rms_norm(self.config, "mlp_norm")(x)))
+        x = nn.with_logical_constraint(x, ACTIVATION_EMBED)
         return x, (kv if self.emit_kv else None)
 
 
@@ -259,12 +265,13 @@ tied_logits.defvjp(_tied_logits_fwd, _tied_logits_bwd)
 
 
 class Transformer(nn.Module):
-    """The language model: token ids [B,S] -> float32 logits [B,S,vocab]."""
+    """The language model: token ids [B,S] -> float32 logits [B,S,vocab]; `deterministic=False`
+    turns dropout on (training)."""
 
     config: ModelConfig
+    deterministic: bool = True
 
     def setup(self) -> None:
-        _check_supported(self.config)
         self.embed = nn.Embed(
             self.config.vocab_size,
             self.config.hidden_dim,
@@ -305,7 +312,7 @@ class Transformer(nn.Module):
             logits = jnp.einsum(
                 "...d,dv->...v", hidden, transposed_embedding, preferred_element_type=jnp.float32
             )
-        return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
+        return nn.with_logical_constraint(logits, ACTIVATION_VOCAB)
 
     def output_embedding(self) -> Array:
         """The tied output projection [V, D] as stored (the parameter dtype)."""
@@ -345,7 +352,8 @@ class Transformer(nn.Module):
         emit_kv: bool,
     ) -> tuple[Array, KVCache | None]:
         cfg = self.config
-        x = nn.with_logical_constraint(self.embed(tokens), ("batch", "length", "embed"))
+        x = nn.Dropout(cfg.dropout, deterministic=self.deterministic)(self.embed(tokens))
+        x = nn.with_logical_constraint(x, ACTIVATION_EMBED)
         rope = rope_angles(positions, cfg.head_dim, cfg.rope_theta)
         block = Block
         if cfg.remat:
@@ -355,17 +363,17 @@ class Transformer(nn.Module):
             layers = nn.scan(
                 block,
                 variable_axes={"params": 0},
-                split_rngs={"params": True},
+                split_rngs={"params": True, "dropout": True},
                 in_axes=(nn.broadcast, nn.broadcast, 0, nn.broadcast),
                 length=cfg.num_layers,
                 metadata_params={nn.PARTITION_NAME: "layers"},
-            )(cfg, emit_kv, name="layers")
+            )(cfg, emit_kv, self.deterministic, name="layers")
             x, kv = layers(x, rope, mask, cache, cache_mask)
         else:
             layer_kvs = []
             for index in range(cfg.num_layers):
                 layer_cache = None if cache is None else KVCache(*(c[index] for c in cache))
-                x, layer_kv = block(cfg, emit_kv, name=f"layer_{index}")(
+                x, layer_kv = block(cfg, emit_kv, self.deterministic, name=f"layer_{index}")(
                     x, rope, mask, layer_cache, cache_mask
                 )
                 layer_kvs.append(layer_kv)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.config import PROD, REMAT_POLICIES, TEST, ConfigError
+from core.config import REMAT_POLICIES, ConfigError
 from core.model import (
     KVCache,
     Transformer,
@@ -167,11 +167,11 @@ def test_duplicated_kv_heads_match_single_kv_head(params):
     )
 
 
-def test_parameter_counts_match_presets():
-    assert count_params(TEST) == 18_287_872
-    assert count_params(PROD) == 405_849_088
+def test_parameter_count_is_the_size_of_the_initialised_parameters():
     tiny = init_params(TINY, jax.random.key(0))
     assert count_params(TINY) == sum(leaf.size for leaf in jax.tree.leaves(tiny))
+    unrolled = dataclasses.replace(TINY, scan_layers=False)
+    assert count_params(unrolled) == count_params(TINY)
 
 
 def test_logical_axis_names():
@@ -240,9 +240,22 @@ def test_prefill_then_decode_matches_full_forward(params):
     np.testing.assert_allclose(step_logits, full[:, 6:], rtol=1e-5, atol=1e-5)
 
 
-def test_dropout_is_rejected_with_config_error():
+def test_dropout_applies_only_when_not_deterministic(params):
+    noisy = dataclasses.replace(TINY, dropout=0.5)
+    tokens = random_tokens(7, (2, 8))
+    served = Transformer(noisy).apply({"params": params}, tokens)
+    np.testing.assert_array_equal(served, forward(params, tokens))  # inference: no dropout
+
+    def training(seed):
+        return Transformer(noisy, deterministic=False).apply(
+            {"params": params}, tokens, return_hidden=True, rngs={"dropout": jax.random.key(seed)}
+        )
+
+    np.testing.assert_array_equal(training(1), training(1))
+    assert not np.allclose(training(1), training(2))
+    assert not np.allclose(training(1), forward(params, tokens, return_hidden=True))
     with pytest.raises(ConfigError, match="dropout"):
-        init_params(dataclasses.replace(TINY, dropout=0.1), jax.random.key(0))
+        dataclasses.replace(TINY, dropout=1.0)
 
 
 def test_invalid_config_is_rejected_with_config_error():

@@ -16,16 +16,21 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 MESH_AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")
 
-# Logical axis -> mesh axes (shared_api.md). Names not listed are replicated.
+# Logical axis -> mesh axes, for parameters (their axis names, core/model.py) and activations
+# (`activation_*`: a batch's rows split over data × fsdp, the model dimension replicated, the
+# tensor-parallel dimensions over "tensor"). Names not listed are replicated.
 LOGICAL_AXIS_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
-    ("batch", BATCH_AXES),
+    ("activation_batch", BATCH_AXES),
+    ("activation_length", None),
+    ("activation_embed", None),
+    ("activation_mlp", "tensor"),
+    ("activation_vocab", "tensor"),
     ("embed", "fsdp"),
     ("vocab", "tensor"),
     ("heads", "tensor"),
     ("mlp", "tensor"),
     ("kv_heads", None),
     ("head_dim", None),
-    ("length", None),
     ("norm", None),
     ("layers", None),
 )

@@ -64,11 +64,21 @@ def prepare_batch(rows: jax.Array) -> Batch:
     return Batch(inputs, targets, index - segment_start, segment_ids, targets != PAD_ID)
 
 
-def loss_sum(model: Transformer, params: Any, rows: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(summed token losses, number of unmasked target tokens) for loader rows [B, S+1]."""
+def loss_sum(
+    model: Transformer, params: Any, rows: jax.Array, dropout_rng: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """(summed token losses, number of unmasked target tokens) for loader rows [B, S+1].
+
+    A model built with deterministic=False needs `dropout_rng`.
+    """
     batch = prepare_batch(rows)
     hidden = model.apply(
-        {"params": params}, batch.inputs, batch.positions, batch.segment_ids, return_hidden=True
+        {"params": params},
+        batch.inputs,
+        batch.positions,
+        batch.segment_ids,
+        return_hidden=True,
+        rngs=None if dropout_rng is None else {"dropout": dropout_rng},
     )
     mask = batch.loss_mask.astype(jnp.float32)
     embedding = model.apply({"params": params}, method=Transformer.output_embedding)
@@ -86,19 +96,34 @@ def _micro_batches(rows: jax.Array, count: int, mesh: Mesh) -> jax.Array:
 def train_step(
     state: TrainState, rows: jax.Array, *, model: Transformer, config: TrainConfig, mesh: Mesh
 ) -> tuple[TrainState, Metrics]:
-    """One optimizer step on a global row batch, accumulating over config.grad_accum."""
-    grad_fn = jax.value_and_grad(lambda p, r: loss_sum(model, p, r), has_aux=True)
+    """One optimizer step on a global row batch, accumulating over config.grad_accum.
 
-    def accumulate(carry: tuple[Any, ...], micro_rows: jax.Array) -> tuple[tuple[Any, ...], None]:
+    Dropout (a model with deterministic=False) draws from rng's stream 1 folded with the step and
+    the micro-batch (stream 0 made the initial parameters): the same masks whenever the same step
+    runs again, e.g. after a resume.
+    """
+    grad_fn = jax.value_and_grad(
+        lambda p, r, key: loss_sum(model, p, r, None if model.deterministic else key),
+        has_aux=True,
+    )
+    step_rng = jax.random.fold_in(jax.random.fold_in(state.rng, 1), state.step)
+
+    def accumulate(
+        carry: tuple[Any, ...], micro: tuple[jax.Array, jax.Array]
+    ) -> tuple[tuple[Any, ...], None]:
         grad_total, loss_total, count_total = carry
-        (loss, count), grads = grad_fn(state.params, micro_rows)
+        index, micro_rows = micro
+        (loss, count), grads = grad_fn(
+            state.params, micro_rows, jax.random.fold_in(step_rng, index)
+        )
         grad_total = jax.tree.map(jnp.add, grad_total, grads)
         return (grad_total, loss_total + loss, count_total + count), None
 
     zeros = jax.tree.map(jnp.zeros_like, state.params)
     init = (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+    micro_batches = _micro_batches(rows, config.grad_accum, mesh)
     (grad_total, loss_total, count), _ = jax.lax.scan(
-        accumulate, init, _micro_batches(rows, config.grad_accum, mesh)
+        accumulate, init, (jnp.arange(config.grad_accum), micro_batches)
     )
     count = jnp.maximum(count, 1.0)
     grads = jax.tree.map(lambda g: g / count, grad_total)
@@ -132,6 +157,7 @@ def _in_mesh(fn: Callable[..., Any], mesh: Mesh) -> Callable[..., Any]:
 def build_steps(model_config: ModelConfig, train_config: TrainConfig, mesh: Mesh) -> StepFunctions:
     """Jitted init/train/eval with params and optimizer state placed by the logical-axis rules."""
     model = Transformer(model_config)
+    training_model = Transformer(model_config, deterministic=not model_config.dropout)
     tx = make_optimizer(train_config, logical_axes(model_config))
 
     def create() -> TrainState:
@@ -158,7 +184,9 @@ def build_steps(model_config: ModelConfig, train_config: TrainConfig, mesh: Mesh
     )
     rows_sharding = batch_sharding(mesh)
     train = jax.jit(
-        lambda state, rows: train_step(state, rows, model=model, config=train_config, mesh=mesh),
+        lambda state, rows: train_step(
+            state, rows, model=training_model, config=train_config, mesh=mesh
+        ),
         in_shardings=(state_shardings, rows_sharding),
         out_shardings=(state_shardings, replicated(mesh)),
         donate_argnums=0,

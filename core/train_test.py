@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh
 
-from core.config import TrainConfig
+from core import trainer
+from core.checkpoint import load_model
+from core.config import PROD, TrainConfig
 from core.model import Transformer, init_params
 from core.sharding import global_batch, make_mesh
 from core.testing import TINY_DECODER
@@ -94,3 +96,51 @@ def test_accumulation_on_data_fsdp_tensor_mesh_matches_one_big_batch(one_device_
     np.testing.assert_allclose(losses, one_device_losses, rtol=2e-5)
     embedding = state.params["embed"]["embedding"]
     assert embedding.addressable_shards[0].data.shape == (256 // 2, 64 // 2)
+
+
+class RandomRows:
+    """A resumable batch source of random rows; raises KeyboardInterrupt at `crash_at`."""
+
+    def __init__(self, vocab: int, batch: int, length: int, crash_at: int | None = None) -> None:
+        self.vocab, self.batch, self.length, self.crash_at = vocab, batch, length, crash_at
+        self.position = 0
+
+    def __next__(self) -> np.ndarray:
+        if self.position == self.crash_at:
+            raise KeyboardInterrupt
+        self.position += 1
+        return random_rows(self.position, self.batch, self.length)
+
+    def state(self) -> dict:
+        return {"position": self.position}
+
+    def restore(self, state: dict) -> None:
+        self.position = state["position"]
+
+
+@pytest.mark.usefixtures("compilation_cache")
+@pytest.mark.parametrize("remat", [False, True])
+def test_prod_shaped_model_trains_sharded_and_resumes(remat: bool, tmp_path) -> None:
+    # PROD as the preset runs it (unrolled layers, bf16 config computing in f32 on the CPU),
+    # with or without remat, at a tiny width.
+    config = dataclasses.replace(
+        PROD, vocab_size=TINY.vocab_size, hidden_dim=64, num_heads=4, head_dim=16, ffn_dim=128,
+        num_layers=3, max_seq_len=32, remat=remat,
+    )  # fmt: skip
+    assert not config.scan_layers and config.dtype == "bfloat16"
+    train_config = TrainConfig(steps=4, batch_size=8, seq_len=32, warmup_steps=1, peak_lr=1e-2,
+                               mesh="fsdp=8", log_every=1, save_every=2, eval_every=4)  # fmt: skip
+    validation = [random_rows(99)]
+    full = trainer.train(config, train_config, RandomRows(TINY.vocab_size, 8, 33),
+                         lambda: validation, tmp_path / "full")  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(config, train_config, RandomRows(TINY.vocab_size, 8, 33, crash_at=3),
+                      lambda: validation, tmp_path / "resumed")  # fmt: skip
+    resumed = trainer.train(config, train_config, RandomRows(TINY.vocab_size, 8, 33),
+                            lambda: validation, tmp_path / "resumed")  # fmt: skip
+    assert sorted(resumed.step_losses) == [3, 4]
+    assert resumed.step_losses == {step: full.step_losses[step] for step in (3, 4)}
+    assert full.last_loss < full.first_loss
+    _, params = load_model(tmp_path / "resumed" / "checkpoints")
+    kernel = params["layer_2"]["mlp"]["up"]["kernel"]  # [embed, mlp], embed over fsdp
+    assert {shard.data.shape for shard in kernel.addressable_shards} == {(64 // 8, 128)}

@@ -1,7 +1,6 @@
 """The training loop: sharded steps, periodic eval and checkpoints, exact resume, metrics and plots.
 
-Layout of a run directory: `config.json` (model + train config), `checkpoints/<step>/`,
-`metrics.jsonl` (one JSON object per logged step) and `loss.png`. Metrics stay on the
+It writes the run directory's config, checkpoints, metrics and loss curve (core/layout.py). Metrics stay on the
 device and are fetched in one transfer every `log_every` steps (and before evals and saves), so
 the host never waits on the device in between. The next batch is put on the device while the
 current step runs.
@@ -25,18 +24,15 @@ import numpy as np
 from tqdm import tqdm
 
 from core.checkpoint import Checkpointer, run_config_dict, write_run_config
-from core.config import ModelConfig, TrainConfig
+from core.config import ModelConfig, TrainConfig, check_fits
 from core.flops import mfu, peak_flops, training_flops_per_step
+from core.layout import RunLayout
 from core.model import count_params
 from core.sharding import global_batch, make_mesh
 from core.train_step import Metrics, StepFunctions, build_steps
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt
-
-METRICS_FILE = "metrics.jsonl"
-LOSS_CURVE_FILE = "loss.png"
-CHECKPOINT_DIR = "checkpoints"
 
 
 class BatchSource(Protocol):
@@ -133,13 +129,14 @@ def train(
 
     Raises LossDivergedError when the loss stops being finite; the bad state is not saved.
     """
-    run_dir = Path(output_dir)
+    check_fits(model_config, train_config)
+    layout = RunLayout(Path(output_dir))
     is_main = jax.process_index() == 0
     if is_main:
-        write_run_config(run_dir, model_config, train_config)
+        write_run_config(layout, model_config, train_config)
     mesh = make_mesh(train_config.mesh)
     steps = build_steps(model_config.for_backend(jax.default_backend()), train_config, mesh)
-    checkpointer = Checkpointer(run_dir / CHECKPOINT_DIR, keep=train_config.keep_checkpoints)
+    checkpointer = Checkpointer(layout.checkpoints, keep=train_config.keep_checkpoints)
     stop = stop or StopRequest()
     with contextlib.closing(checkpointer), stop.installed():
         return _loop(
@@ -147,7 +144,7 @@ def train(
             train_config,
             batches,
             validation_batches,
-            run_dir,
+            layout,
             _Session(mesh, steps, checkpointer, stop, is_main),
         )
 
@@ -182,7 +179,7 @@ def _loop(
     train_config: TrainConfig,
     batches: BatchSource,
     validation_batches: ValidationBatches,
-    run_dir: Path,
+    layout: RunLayout,
     session: _Session,
 ) -> TrainResult:
     mesh, steps, checkpointer, stop, is_main = (
@@ -192,7 +189,7 @@ def _loop(
         session.stop,
         session.is_main,
     )
-    metrics_path = run_dir / METRICS_FILE
+    metrics_path = layout.metrics
     start, state = _start(session, batches, metrics_path)
     run_config = run_config_dict(model_config, train_config)
     tokens_per_step = train_config.batch_size * train_config.seq_len
@@ -250,7 +247,7 @@ def _loop(
     progress.close()
     checkpointer.wait()
     if is_main:
-        plot_loss_curve(metrics_path, run_dir / LOSS_CURVE_FILE)
+        plot_loss_curve(metrics_path, layout.loss_curve)
     step_s = throughput.step_seconds(fallback=window_step_s)
     ran = sorted(step_losses)
     return TrainResult(

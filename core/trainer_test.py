@@ -5,22 +5,16 @@ import json
 import signal
 from typing import Any
 
-import jax
 import numpy as np
 import pytest
 
 from core.checkpoint import Checkpointer
 from core.config import TrainConfig
+from core.layout import RunLayout
 from core.testing import TINY_TRAINED
-from core.trainer import (
-    CHECKPOINT_DIR,
-    LOSS_CURVE_FILE,
-    METRICS_FILE,
-    LossDivergedError,
-    StopRequest,
-    train,
-)
+from core.trainer import LossDivergedError, StopRequest, train
 
+pytestmark = pytest.mark.usefixtures("compilation_cache")
 TINY = TINY_TRAINED
 TRAIN = TrainConfig(
     steps=6,
@@ -65,15 +59,6 @@ class CountingSource:
         self.position = state["position"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-    """Share compiled steps between the runs of this file (each run builds fresh jitted steps)."""
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    yield
-    jax.config.update("jax_compilation_cache_dir", None)
-
-
 def validation():
     rng = np.random.default_rng(1234)
     return [
@@ -89,13 +74,14 @@ def uninterrupted(tmp_path_factory):
 
 def test_run_writes_metrics_plot_config_and_result(uninterrupted):
     run_dir, result = uninterrupted
-    records = [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
+    layout = RunLayout(run_dir)
+    records = [json.loads(line) for line in layout.metrics.read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(1, 7))
     for record in records:
         assert {"step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu"} <= set(record)
     assert [r["step"] for r in records if "val_loss" in r] == [3, 6]
-    assert (run_dir / LOSS_CURVE_FILE).stat().st_size > 0
-    assert json.loads((run_dir / "config.json").read_text())["train"]["steps"] == 6
+    assert layout.loss_curve.stat().st_size > 0
+    assert json.loads(layout.config.read_text())["train"]["steps"] == 6
     assert result.step == 6 and result.tokens_seen == 6 * 4 * 16
     assert result.last_loss < result.first_loss
     assert result.final_val_loss == records[-1]["val_loss"]
@@ -112,12 +98,12 @@ def test_killed_run_resumes_with_identical_losses(uninterrupted, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(TINY, TRAIN, CountingSource(crash_in_step_four), validation, tmp_path)
-    assert Checkpointer(tmp_path / CHECKPOINT_DIR).latest_step() == 2
+    assert Checkpointer(RunLayout(tmp_path).checkpoints).latest_step() == 2
     resumed = train(TINY, TRAIN, CountingSource(), validation, tmp_path)
     assert sorted(resumed.step_losses) == [3, 4, 5, 6]
     assert resumed.step_losses == {s: full.step_losses[s] for s in (3, 4, 5, 6)}
     steps_logged = [
-        json.loads(line)["step"] for line in (tmp_path / METRICS_FILE).read_text().splitlines()
+        json.loads(line)["step"] for line in RunLayout(tmp_path).metrics.read_text().splitlines()
     ]
     assert steps_logged == list(range(1, 7))
 
@@ -139,7 +125,7 @@ def test_sigterm_saves_the_current_step_and_stops(tmp_path):
         stop=stop,
     )
     assert result.stopped_by_signal == "SIGTERM" and result.step == 2
-    checkpointer = Checkpointer(tmp_path / CHECKPOINT_DIR)
+    checkpointer = Checkpointer(RunLayout(tmp_path).checkpoints)
     assert checkpointer.latest_step() == 2
 
 
@@ -152,6 +138,23 @@ def test_diverging_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_pa
         train(TINY, TRAIN, CountingSource(replace=corrupt_rows), validation, tmp_path)
     assert str(error.value) == (
         "training loss is nan at step 3; stopped without saving; last good checkpoint: "
-        f"step 2 in {tmp_path / CHECKPOINT_DIR}"
+        f"step 2 in {RunLayout(tmp_path).checkpoints}"
     )
-    assert Checkpointer(tmp_path / CHECKPOINT_DIR).latest_step() == 2
+    assert Checkpointer(RunLayout(tmp_path).checkpoints).latest_step() == 2
+
+
+def test_dropout_trains_differently_and_still_resumes_exactly(uninterrupted, tmp_path):
+    _, without_dropout = uninterrupted
+    noisy = dataclasses.replace(TINY, dropout=0.3)
+    full = train(noisy, TRAIN, CountingSource(), validation, tmp_path / "full")
+    assert full.step_losses[1] != without_dropout.step_losses[1]  # masks change the first loss
+
+    def crash_in_step_four(position: int) -> None:
+        if position == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(noisy, TRAIN, CountingSource(crash_in_step_four), validation, tmp_path / "resumed")
+    resumed = train(noisy, TRAIN, CountingSource(), validation, tmp_path / "resumed")
+    assert resumed.step_losses == {s: full.step_losses[s] for s in (3, 4, 5, 6)}
+    assert resumed.final_val_loss == full.final_val_loss

@@ -6,34 +6,28 @@ Usage: python -m data_tools.bench --source DIR [DIR ...] --json PATH [config fla
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from core.cli import add_dataclass_args, dataclass_from_args
-from data_tools.config import PrepareConfig
+from core.cli import add_dataclass_args, dataclass_from_args, run_main, write_json
+from core.config import DataConfig
 from data_tools.corpus import build_corpus
-from data_tools.spec import LanguageSpec
-
-
-def keep_all(text: str) -> None:
-    """The benchmark's language filter: keeps every file (generic stages only)."""
-    return None
+from data_tools.filters import generic_language
 
 
 def _rate(count: float, seconds: float) -> float:
     return round(count / seconds, 1) if seconds > 0 else 0.0
 
 
-def run(sources: list[str], extensions: tuple[str, ...], config: PrepareConfig) -> dict[str, Any]:
+def run(sources: list[str], extensions: tuple[str, ...], config: DataConfig) -> dict[str, Any]:
     """Time `build_corpus` over `sources`; files/s and MB/s overall and per stage."""
-    spec = LanguageSpec("bench", extensions, "#", keep_all, list)
+    language = generic_language("bench", extensions)
     with tempfile.TemporaryDirectory() as scratch:
         start = time.perf_counter()
-        stats = build_corpus(spec, sources, config, Path(scratch))
+        stats = build_corpus(language, sources, config, Path(scratch))
         seconds = time.perf_counter() - start
     stages = [
         {
@@ -63,14 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", nargs="+", required=True, help="directories to read")
     parser.add_argument("--extensions", nargs="+", default=[".py"], help="file extensions")
     parser.add_argument("--json", type=Path, help="write the results here")
-    add_dataclass_args(parser, PrepareConfig)
+    add_dataclass_args(parser, DataConfig)
     args = parser.parse_args(argv)
-    try:
-        config = dataclass_from_args(PrepareConfig, args)
-        result = run(args.source, tuple(args.extensions), config)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_main(lambda: _bench(args))
+
+
+def _bench(args: argparse.Namespace) -> int:
+    result = run(args.source, tuple(args.extensions), dataclass_from_args(DataConfig, args))
     for row in result["stages"]:
         print(
             f"{row['stage']:<28} {row['files_in']:>8} files {row['seconds']:>8.2f} s "
@@ -81,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['files_per_s']:>10.1f} files/s {result['mb_per_s']:>8.1f} MB/s"
     )
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
     return 0
 
 

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from data_tools.config import PrepareConfig
+from core.config import DataConfig
+from core.language import Language
 from data_tools.dedup import NearDuplicateIndex, lsh_quality
 from data_tools.minhash import MinHasher
 from data_tools.sources import Document, open_source, read_text, within_budget
-from data_tools.spec import LanguageSpec
 from data_tools.workers import WorkerPool, fingerprint, sketch
 
 TEXTS_FILE = "texts.bin"
@@ -82,31 +82,31 @@ class _Stages:
         self._start = now
 
 
-def _progress(items: Any, description: str, total: int | None, config: PrepareConfig) -> Any:
+def _progress(items: Any, description: str, total: int | None, config: DataConfig) -> Any:
     return tqdm(
         items, desc=description, total=total, unit="file", disable=not config.progress, leave=False
     )
 
 
 def build_corpus(
-    spec: LanguageSpec, sources: Sequence[str], config: PrepareConfig, directory: Path
+    language: Language, sources: Sequence[str], config: DataConfig, directory: Path
 ) -> dict[str, Any]:
     """Filter and deduplicate `sources` into a CorpusStore at `directory`; return statistics."""
     source = within_budget(
-        open_source(sources, spec.extensions, config.dataset_config, config.dataset_split,
+        open_source(sources, language.extensions, config.dataset_config, config.dataset_split,
                     config.text_column),
         config.max_files,
         config.max_bytes,
     )  # fmt: skip
-    with WorkerPool(spec, config) as pool:
-        return _build(pool, source, spec, config, directory)
+    with WorkerPool(language, config) as pool:
+        return _build(pool, source, language, config, directory)
 
 
 def _build(
     pool: WorkerPool,
     source: Iterator[Document],
-    spec: LanguageSpec,
-    config: PrepareConfig,
+    language: Language,
+    config: DataConfig,
     directory: Path,
 ) -> dict[str, Any]:
     stages = _Stages()
@@ -135,7 +135,7 @@ def _build(
     # Near dedup runs as signatures arrive, overlapping the main process with the workers.
     for (document, digest), (_, (reason, signature)) in _progress(
         zip(unique, sketches, strict=True),
-        f"filters+{spec.name}+minhash+near dedup",
+        f"filters+{language.name}+minhash+near dedup",
         len(unique),
         config,
     ):
@@ -148,7 +148,7 @@ def _build(
         else:
             dropped["near_duplicate"] += 1
     stages.record(
-        f"filters+{spec.name}+minhash+near_dedup",
+        f"filters+{language.name}+minhash+near_dedup",
         len(unique),
         len(survivors),
         sum(document.size for document, _ in unique),
@@ -186,7 +186,7 @@ def _build(
 def _sample_quality(
     sketched: Sequence[tuple[Document, str, np.ndarray]],
     index: NearDuplicateIndex,
-    config: PrepareConfig,
+    config: DataConfig,
 ) -> dict[str, float | int]:
     """LSH precision/recall on the first `dedup_eval_sample` files in content-hash order."""
     sample = sorted(sketched, key=lambda item: item[1])[: config.dedup_eval_sample]

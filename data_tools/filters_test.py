@@ -2,11 +2,11 @@ import dataclasses
 
 import pytest
 
-from data_tools.config import PrepareConfig
+from core.config import DataConfig
 from data_tools.filters import quality_drop_reason
 from data_tools.testing import python_module
 
-CONFIG = PrepareConfig()
+CONFIG = DataConfig()
 GOOD = python_module(7)
 
 

@@ -10,9 +10,9 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
+from core.config import DataConfig
 from core.data import SPLITS, ShardWriter
 from core.tokenizer import EOS_ID, PAD_ID, TokenizerError
-from data_tools.config import PrepareConfig
 from data_tools.corpus import CorpusStore
 
 _ENCODE_BATCH_FILES = 256
@@ -29,18 +29,23 @@ def split_of(content_hash: str, validation_fraction: float) -> str:
     return "validation" if int(content_hash[-8:], 16) < validation_fraction * 16**8 else "train"
 
 
-def validation_budget(config: PrepareConfig) -> int:
-    """Validation tokens to pack beside `max_tokens` train tokens: the validation fraction's
-    share of the total (0 when packing everything)."""
-    fraction = config.validation_fraction
-    return math.ceil(config.max_tokens * fraction / (1 - fraction))
+def validation_budget(train_tokens: int, validation_fraction: float) -> int:
+    """Validation tokens to pack beside `train_tokens` train tokens: the validation fraction's
+    share of the total."""
+    return math.ceil(train_tokens * validation_fraction / (1 - validation_fraction))
 
 
 def pack(
-    store: CorpusStore, tokenizer: Tokenizer, config: PrepareConfig, directory: Path
+    store: CorpusStore,
+    tokenizer: Tokenizer,
+    config: DataConfig,
+    directory: Path,
+    row_length: int,
+    max_tokens: int | None,
 ) -> tuple[dict[str, dict[str, Any]], int]:
-    """Write train/validation shards to `directory`; with a `max_tokens` budget, stop once train
-    holds that many tokens and validation its share (`validation_budget`).
+    """Write train/validation shards of `row_length`-token rows to `directory`; with a
+    `max_tokens` budget, stop once train holds that many tokens and validation its share
+    (`validation_budget`); None packs every file.
 
     Files go in content-hash order, each followed by EOS; `encode_batch` tokenizes a batch of
     files on all cores. Special-token text inside a file is encoded as plain text, so only the
@@ -51,14 +56,14 @@ def pack(
     """
     tokenizer.encode_special_tokens = True
     writers = {
-        split: ShardWriter(directory, split, config.seq_len + 1, config.shard_rows, PAD_ID)
+        split: ShardWriter(directory, split, row_length, config.shard_rows, PAD_ID)
         for split in SPLITS
     }
     files = dict.fromkeys(SPLITS, 0)
     batch: list[tuple[str, str, str]] = []
     round_trips = 0
     progress = tqdm(
-        total=config.max_tokens or None,
+        total=max_tokens,
         desc="pack",
         unit="tok",
         disable=not config.progress,
@@ -79,12 +84,15 @@ def pack(
                 progress.update(len(encoding.ids) + 1)
         batch.clear()
 
-    budgets = {"train": config.max_tokens, "validation": validation_budget(config)}
+    budgets = {
+        "train": max_tokens or 0,
+        "validation": validation_budget(max_tokens or 0, config.validation_fraction),
+    }
     pending_bytes = dict.fromkeys(SPLITS, 0)
     for entry, text in store.texts():
         split = split_of(entry["hash"], config.validation_fraction)
         remaining = {name: budgets[name] - writers[name].tokens for name in SPLITS}
-        if config.max_tokens:
+        if max_tokens:
             if all(left <= 0 for left in remaining.values()):
                 break
             if remaining[split] <= 0:
@@ -93,7 +101,7 @@ def pack(
         pending_bytes[split] += entry["length"]
         # Code runs at more than 2 bytes per token: flushing here keeps the overshoot small.
         if len(batch) == _ENCODE_BATCH_FILES or (
-            config.max_tokens and pending_bytes[split] >= _MIN_BYTES_PER_TOKEN * remaining[split]
+            max_tokens and pending_bytes[split] >= _MIN_BYTES_PER_TOKEN * remaining[split]
         ):
             flush()
             pending_bytes = dict.fromkeys(SPLITS, 0)

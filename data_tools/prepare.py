@@ -11,19 +11,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.config import DataConfig, RunConfig, to_dict
 from core.data import MANIFEST_FILE
-from data_tools.config import PrepareConfig
+from core.language import Language
+from core.tokenizer import TokenizerError
 from data_tools.corpus import CorpusStore, build_corpus
 from data_tools.pack import pack
 from data_tools.sources import walk_tree
-from data_tools.spec import LanguageSpec
 from data_tools.tokenizer_stage import resolve_tokenizer
 
 # Bump when a change in the code alters what a stage produces, so caches are not reused.
 PIPELINE_VERSION = 1
 _NOT_CORPUS_FIELDS = frozenset({
-    "tokenizer", "vocab_size", "tokenizer_train_bytes", "tokenizer_cache_dir", "seq_len",
-    "max_tokens", "validation_fraction", "shard_rows", "workers", "batch_files", "progress",
+    "tokenizer", "tokenizer_train_bytes", "tokenizer_cache_dir", "max_tokens",
+    "validation_fraction", "shard_rows", "workers", "batch_files", "progress",
 })  # fmt: skip
 _STATS_FILE = "stats.json"
 
@@ -57,12 +58,12 @@ def _write_json(path: Path, value: Any) -> None:
 
 
 def _corpus(
-    spec: LanguageSpec, sources: list[str], config: PrepareConfig, directory: Path
+    language: Language, sources: list[str], config: DataConfig, directory: Path
 ) -> dict[str, Any]:
-    settings = {k: v for k, v in config.to_dict().items() if k not in _NOT_CORPUS_FIELDS}
+    settings = {k: v for k, v in to_dict(config).items() if k not in _NOT_CORPUS_FIELDS}
     key = _digest({
-        "version": PIPELINE_VERSION, "language": spec.name, "extensions": spec.extensions,
-        "sources": [_source_fingerprint(source, spec.extensions) for source in sources],
+        "version": PIPELINE_VERSION, "language": language.name, "extensions": language.extensions,
+        "sources": [_source_fingerprint(source, language.extensions) for source in sources],
         "settings": settings,
     })  # fmt: skip
     stats_path = directory / _STATS_FILE
@@ -70,26 +71,36 @@ def _corpus(
         stats = json.loads(stats_path.read_text())
         if stats.get("key") == key:
             return stats | {"reused": True}
-    stats = build_corpus(spec, sources, config, directory) | {"key": key}
+    stats = build_corpus(language, sources, config, directory) | {"key": key}
     _write_json(stats_path, stats)
     return stats | {"reused": False}
 
 
 def prepare(
-    spec: LanguageSpec, config: PrepareConfig, out_dir: Path, sources: Sequence[str] = ()
+    language: Language, run: RunConfig, out_dir: Path, sources: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """Run the pipeline for `spec` (default sources: `spec.default_roots()`); return the manifest.
+    """Run the pipeline for `language` with `run`'s data config (default sources:
+    `language.default_roots()`): a tokenizer of `run.model.vocab_size` ids unless one is given,
+    rows of `run.train.seq_len + 1` tokens, `run.token_budget()` train tokens. Returns the
+    manifest.
 
     Raises ValueError subclasses (SourceError, TokenizerError, ConfigError) with one-line messages.
     """
-    source_list = list(sources) or [str(root) for root in spec.default_roots()]
+    config = run.data
+    source_list = list(sources) or [str(root) for root in language.default_roots()]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stats = _corpus(spec, source_list, config, out_dir / "corpus")
+    stats = _corpus(language, source_list, config, out_dir / "corpus")
     store = CorpusStore(out_dir / "corpus")
-    tokenizer, tokenizer_info = resolve_tokenizer(store, config)
+    tokenizer, tokenizer_info = resolve_tokenizer(store, config, run.model.vocab_size)
+    if tokenizer_info["vocab_size"] > run.model.vocab_size:
+        raise TokenizerError(
+            f"tokenizer {tokenizer_info['source']!r} has {tokenizer_info['vocab_size']} ids, more "
+            f"than ModelConfig.vocab_size ({run.model.vocab_size})"
+        )
+    seq_len, budget = run.train.seq_len, run.token_budget()
     pack_key = _digest({"corpus": stats["key"], "tokenizer": tokenizer_info["hash"],
-                        "seq_len": config.seq_len, "max_tokens": config.max_tokens,
+                        "seq_len": seq_len, "max_tokens": budget,
                         "validation_fraction": config.validation_fraction,
                         "shard_rows": config.shard_rows})  # fmt: skip
     manifest_path = out_dir / MANIFEST_FILE
@@ -99,23 +110,24 @@ def prepare(
             return manifest | {"reused": True}
     for old_shard in out_dir.glob("*.npy"):
         old_shard.unlink()
-    splits, round_trip_files = pack(store, tokenizer, config, out_dir)
+    splits, round_trip_files = pack(store, tokenizer, config, out_dir, seq_len + 1, budget)
     manifest = {
-        "language": spec.name,
+        "language": language.name,
         "sources": source_list,
         "files_in": stats["files_in"],
         "files_kept": stats["files_kept"],
         "files_packed": sum(split["files"] for split in splits.values()),
         "dropped": stats["dropped"],
-        "seq_len": config.seq_len,
-        "row_length": config.seq_len + 1,
+        "seq_len": seq_len,
+        "row_length": seq_len + 1,
+        "max_tokens": budget,
         "splits": splits,
         "tokenizer": tokenizer_info | {"round_trip_files": round_trip_files},
         "stages": stats["stages"],
         "dedup": stats["dedup"],
         "corpus": {"key": stats["key"], "bytes_in": stats["bytes_in"],
                    "bytes_kept": stats["bytes_kept"], "reused": stats["reused"]},
-        "config": config.to_dict(),
+        "config": to_dict(config),
         "pack_key": pack_key,
     }  # fmt: skip
     _write_json(manifest_path, manifest)

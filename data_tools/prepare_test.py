@@ -6,28 +6,28 @@ import numpy as np
 import pytest
 from tokenizers import normalizers
 
+from core.config import ALL_TOKENS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.data import BatchLoader, PackedDataset
 from core.tokenizer import EOS_ID, TokenizerError, bpe_trainer, load_tokenizer, new_bpe_tokenizer
-from data_tools.cli import prepare_main
-from data_tools.config import PrepareConfig
+from data_tools.filters import generic_language
 from data_tools.pack import split_of, validation_budget
 from data_tools.prepare import prepare
-from data_tools.spec import LanguageSpec
+from data_tools.summary import summary_table
 from data_tools.testing import PLANTED_DROPS, python_module, write_fixture_corpus
 
-
-def _no_language_filter(text: str) -> None:
-    return None
+SPEC = generic_language("fixture", (".py",))
 
 
-SPEC = LanguageSpec("fixture", (".py",), "#", _no_language_filter, list)
-
-
-def _config(tmp_path: Path, **overrides) -> PrepareConfig:
-    settings = {"vocab_size": 300, "seq_len": 32, "max_tokens": 0, "validation_fraction": 0.2,
-                "shard_rows": 16, "progress": False, "workers": 2, "dedup_eval_sample": 50,
+def _config(tmp_path: Path, seq_len: int = 32, **overrides) -> RunConfig:
+    """A run whose tokenizer has 300 ids and rows 33 tokens; DataConfig `overrides`."""
+    settings = {"max_tokens": ALL_TOKENS, "validation_fraction": 0.2, "shard_rows": 16,
+                "progress": False, "workers": 2, "dedup_eval_sample": 50,
                 "tokenizer_cache_dir": str(tmp_path / "tokenizers")}  # fmt: skip
-    return PrepareConfig(**settings | overrides)
+    return RunConfig(
+        ModelConfig(vocab_size=300, max_seq_len=32),
+        TrainConfig(seq_len=seq_len),
+        DataConfig(**settings | overrides),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_token_budget_stops_packing_early(corpus, tmp_path: Path) -> None:
     budget = full["splits"]["train"]["tokens"] // 4
     small = prepare(SPEC, _config(tmp_path, max_tokens=budget), tmp_path / "small", [str(root)])
     assert budget <= small["splits"]["train"]["tokens"] < full["splits"]["train"]["tokens"]
-    share = validation_budget(_config(tmp_path, max_tokens=budget))
+    share = validation_budget(budget, _config(tmp_path).data.validation_fraction)
     assert (
         share <= small["splits"]["validation"]["tokens"] <= full["splits"]["validation"]["tokens"]
     )
@@ -116,13 +116,10 @@ def test_dataset_file_source_uses_the_datasets_path(tmp_path: Path) -> None:
     assert manifest["files_kept"] == 3
 
 
-def test_cli_prints_the_stage_table(corpus, tmp_path: Path, capsys) -> None:
+def test_summary_table_shows_stages_drops_and_dedup_quality(corpus, tmp_path: Path) -> None:
     root, _ = corpus
-    argv = ["--source", str(root), "--out", str(tmp_path / "out"), "--vocab-size", "300",
-            "--tokenizer-cache-dir", str(tmp_path / "tok"), "--no-progress"]  # fmt: skip
-    assert prepare_main(SPEC, argv) == 0
-    out = capsys.readouterr().out
-    assert "near_dedup" in out and "exact_duplicate=3" in out and "precision" in out
+    table = summary_table(prepare(SPEC, _config(tmp_path), tmp_path / "out", [str(root)]))
+    assert "near_dedup" in table and "exact_duplicate=3" in table and "precision" in table
 
 
 @pytest.mark.parametrize(
@@ -133,12 +130,23 @@ def test_cli_prints_the_stage_table(corpus, tmp_path: Path, capsys) -> None:
         ("not a dataset!", "neither a local path nor a loadable dataset"),
     ],
 )
-def test_bad_source_is_one_error_line(tmp_path: Path, capsys, source: str, message: str) -> None:
+def test_bad_source_is_one_clear_error(tmp_path: Path, source: str, message: str) -> None:
     (tmp_path / "rows.csv").write_text("a,b\n")
     source = str(tmp_path / source) if source.endswith(".csv") else source
-    assert prepare_main(SPEC, ["--source", source, "--out", str(tmp_path / "out")]) == 2
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1 and message in error
+    with pytest.raises(ValueError, match=message):
+        prepare(SPEC, _config(tmp_path), tmp_path / "out", [source])
+
+
+def test_a_given_tokenizer_larger_than_the_model_vocabulary_is_rejected(
+    corpus, tmp_path: Path
+) -> None:
+    root, _ = corpus
+    large = new_bpe_tokenizer()
+    large.train_from_iterator([python_module(i) for i in range(40)], trainer=bpe_trainer(400))
+    large.save(str(tmp_path / "tokenizer.json"))
+    config = _config(tmp_path, tokenizer=str(tmp_path / "tokenizer.json"))
+    with pytest.raises(TokenizerError, match=r"more than ModelConfig.vocab_size \(300\)"):
+        prepare(SPEC, config, tmp_path / "out", [str(root)])
 
 
 def test_given_tokenizer_is_used_and_must_be_lossless(corpus, tmp_path: Path) -> None:

@@ -1,16 +1,8 @@
-"""The `prepare` command every specialist exposes: flags from PrepareConfig, a summary table."""
+"""The data pipeline's one-screen summary of a manifest: stages, drops, dedup quality, splits."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
 from typing import Any
-
-from core.cli import add_dataclass_args, dataclass_from_args
-from data_tools.config import PrepareConfig
-from data_tools.prepare import prepare
-from data_tools.spec import LanguageSpec
 
 
 def summary_table(manifest: dict[str, Any]) -> str:
@@ -45,25 +37,3 @@ def summary_table(manifest: dict[str, Any]) -> str:
         + ("  [reused previous result]" if manifest["reused"] else "")
     )
     return "\n".join(lines)
-
-
-def prepare_main(spec: LanguageSpec, argv: list[str] | None = None) -> int:
-    """Parse flags, run `prepare` for `spec`, print the summary; errors are one line, exit 2."""
-    parser = argparse.ArgumentParser(
-        description=f"Build packed {spec.name} training data: filter, deduplicate, tokenize, pack."
-    )
-    parser.add_argument("--source", nargs="+", default=[],
-                        help="directories, .json/.jsonl/.parquet files or `datasets` hub names "
-                        "(default: the specialist's local corpus)")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=Path("outputs") / "data" / spec.name,
-                        help="output directory (default: %(default)s)")  # fmt: skip
-    add_dataclass_args(parser, PrepareConfig)
-    args = parser.parse_args(argv)
-    try:
-        config = dataclass_from_args(PrepareConfig, args)
-        manifest = prepare(spec, config, args.out, args.source)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(summary_table(manifest))
-    return 0

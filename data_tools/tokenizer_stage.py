@@ -10,8 +10,8 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
+from core.config import DataConfig
 from core.tokenizer import TOKENIZER_FILE, load_tokenizer, tokenizer_hash, train_tokenizer
-from data_tools.config import PrepareConfig
 from data_tools.corpus import CorpusStore
 
 DEFAULT_CACHE = Path.home() / ".cache" / "codefactory" / "tokenizers"
@@ -26,9 +26,10 @@ def _training_sample(store: CorpusStore, max_bytes: int) -> list[dict[str, Any]]
 
 
 def resolve_tokenizer(
-    store: CorpusStore, config: PrepareConfig
+    store: CorpusStore, config: DataConfig, vocab_size: int
 ) -> tuple[Tokenizer, dict[str, Any]]:
-    """The tokenizer named by `config.tokenizer`, else one trained on the corpus (cached)."""
+    """The tokenizer named by `config.tokenizer`, else one of `vocab_size` ids trained on the
+    corpus (cached)."""
     if config.tokenizer:
         tokenizer = load_tokenizer(config.tokenizer)
         info: dict[str, Any] = {"source": config.tokenizer}
@@ -37,7 +38,7 @@ def resolve_tokenizer(
         digest = hashlib.sha256()
         for entry in sample:
             digest.update(entry["hash"].encode())
-        key = f"{digest.hexdigest()[:16]}-v{config.vocab_size}"
+        key = f"{digest.hexdigest()[:16]}-v{vocab_size}"
         cache_root = (
             Path(config.tokenizer_cache_dir).expanduser()
             if config.tokenizer_cache_dir
@@ -50,7 +51,7 @@ def resolve_tokenizer(
         else:
             wanted = {entry["hash"] for entry in sample}
             texts = (text for entry, text in store.texts() if entry["hash"] in wanted)
-            tokenizer = train_tokenizer(texts, config.vocab_size)
+            tokenizer = train_tokenizer(texts, vocab_size)
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(f".{os.getpid()}.partial")
             tokenizer.save(str(partial))

@@ -1,9 +1,11 @@
 """Syntax filters on tree-sitter grammars: a file is kept when it parses without ERROR or MISSING
-nodes. Each worker process builds one parser per grammar, with a time limit per file."""
+nodes. Each thread (of each worker process) builds one parser per grammar, with a time limit per
+file: a tree-sitter parser must not be shared between threads (the orchestrator checks parts in
+a thread pool)."""
 
 from __future__ import annotations
 
-import functools
+import threading
 import warnings
 
 from tree_sitter import Parser
@@ -17,9 +19,18 @@ class GrammarError(ValueError):
     """A grammar name that tree-sitter-languages does not ship."""
 
 
-@functools.cache
+_parsers = threading.local()
+
+
 def tree_sitter_parser(grammar: str) -> Parser:
-    """The process's parser for `grammar` (a tree-sitter-languages name, e.g. "rust")."""
+    """This thread's parser for `grammar` (a tree-sitter-languages name, e.g. "rust")."""
+    cache: dict[str, Parser] = _parsers.__dict__.setdefault("by_grammar", {})
+    if grammar not in cache:
+        cache[grammar] = _new_parser(grammar)
+    return cache[grammar]
+
+
+def _new_parser(grammar: str) -> Parser:
     with warnings.catch_warnings():  # tree-sitter-languages uses a deprecated Language() form.
         warnings.simplefilter("ignore", FutureWarning)
         try:

@@ -19,23 +19,23 @@ from typing import TypeVar
 
 import numpy as np
 
-from data_tools.config import PrepareConfig
+from core.config import DataConfig
+from core.language import Language
 from data_tools.filters import quality_drop_reason
 from data_tools.minhash import MinHasher
 from data_tools.sources import Document, read_text
-from data_tools.spec import LanguageSpec
 
 R = TypeVar("R")
 
 # Set once per worker process by `_initialize` (or in-process when running without workers).
-_spec: LanguageSpec
-_config: PrepareConfig
+_language: Language
+_config: DataConfig
 _hasher: MinHasher
 
 
-def _initialize(spec: LanguageSpec, config: PrepareConfig) -> None:
-    global _spec, _config, _hasher
-    _spec, _config = spec, config
+def _initialize(language: Language, config: DataConfig) -> None:
+    global _language, _config, _hasher
+    _language, _config = language, config
     _hasher = MinHasher(config.num_perm, config.shingle_size)
 
 
@@ -63,7 +63,9 @@ def _sketch_one(document: Document) -> tuple[str | None, np.ndarray | None]:
     if text is None:
         return reason, None
     try:
-        reason = quality_drop_reason(text, _spec.line_comment, _config) or _spec.drop_reason(text)
+        reason = quality_drop_reason(
+            text, _language.line_comment, _config
+        ) or _language.drop_reason(text)
     except Exception:  # A filter bug must cost one file, not the run.
         reason = "filter_error"
     if reason:
@@ -87,7 +89,7 @@ def _batched(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
         yield batch
 
 
-def worker_count(config: PrepareConfig) -> int:
+def worker_count(config: DataConfig) -> int:
     """How many processes to use: `config.workers`, or one per available CPU."""
     return config.workers or len(os.sched_getaffinity(0))
 
@@ -98,15 +100,15 @@ class WorkerPool:
     Use as a context manager; the processes end on exit.
     """
 
-    def __init__(self, spec: LanguageSpec, config: PrepareConfig):
+    def __init__(self, language: Language, config: DataConfig):
         self._batch_files = config.batch_files
         self._pool: multiprocessing.pool.Pool | None = None
         if worker_count(config) == 1:
-            _initialize(spec, config)
+            _initialize(language, config)
         else:
             context = multiprocessing.get_context("fork")
             self._pool = context.Pool(
-                worker_count(config), initializer=_initialize, initargs=(spec, config)
+                worker_count(config), initializer=_initialize, initargs=(language, config)
             )
 
     def __enter__(self) -> WorkerPool:

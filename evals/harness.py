@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, Protocol, TypeVar
 
-from evals.completer import Completer
+from core.completion import Completer, CompletionRequest, cut_at_stop
 from evals.errors import EvalError
 from evals.sandbox import Program, RunResult, Sandbox
 
@@ -48,29 +48,6 @@ class Benchmark(Generic[TaskT]):
 
 
 @dataclasses.dataclass(frozen=True)
-class GenerationSettings:
-    """How completions are sampled from a model."""
-
-    n_samples: int = dataclasses.field(default=1, metadata={"help": "completions per task"})
-    max_new_tokens: int = dataclasses.field(default=512, metadata={"help": "tokens per completion"})
-    temperature: float = dataclasses.field(
-        default=0.0, metadata={"help": "sampling temperature; 0 is greedy"}
-    )
-    top_p: float = dataclasses.field(default=0.95, metadata={"help": "nucleus sampling mass"})
-    seed: int = dataclasses.field(default=0, metadata={"help": "sampling seed"})
-
-    def __post_init__(self) -> None:
-        if self.n_samples < 1 or self.max_new_tokens < 1:
-            raise EvalError("--n-samples and --max-new-tokens must be positive")
-        if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise EvalError("--temperature must be >= 0 and --top-p in (0, 1]")
-        if self.n_samples > 1 and self.temperature == 0:
-            raise EvalError(
-                "--n-samples > 1 needs --temperature > 0 (greedy samples are identical)"
-            )
-
-
-@dataclasses.dataclass(frozen=True)
 class SampleResult:
     """One completion's outcome; `detail` is the last output line (the failed assert, say)."""
 
@@ -96,35 +73,24 @@ class TaskResult:
         return sum(sample.passed for sample in self.samples)
 
 
-def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
-    """`text` up to the earliest stop string (all of it when none occurs)."""
-    cut = min((index for s in stop if (index := text.find(s)) >= 0), default=len(text))
-    return text[:cut]
-
-
 def generate(
-    benchmark: Benchmark[TaskT], completer: Completer, settings: GenerationSettings
+    benchmark: Benchmark[TaskT], completer: Completer, request: CompletionRequest
 ) -> dict[str, list[str]]:
-    """`settings.n_samples` completions for every task of `benchmark`, keyed by task id."""
-    return complete_tasks(benchmark.tasks, benchmark.stop, completer, settings)
+    """`request.n_samples` completions for every task of `benchmark`, keyed by task id."""
+    return complete_tasks(benchmark.tasks, benchmark.stop, completer, request)
 
 
 def complete_tasks(
-    tasks: Sequence[Task], stop: Sequence[str], completer: Completer, settings: GenerationSettings
+    tasks: Sequence[Task], stop: Sequence[str], completer: Completer, request: CompletionRequest
 ) -> dict[str, list[str]]:
-    """`settings.n_samples` completions of every task's prompt, cut at `stop`, keyed by task id."""
+    """Completions of every task's prompt with `request`'s settings, cut at `stop`, keyed by
+    task id."""
     outputs = completer.complete(
-        [task.prompt for task in tasks],
-        n_samples=settings.n_samples,
-        max_new_tokens=settings.max_new_tokens,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        stop=list(stop),
-        seed=settings.seed,
+        dataclasses.replace(request, prompts=tuple(task.prompt for task in tasks), stop=tuple(stop))
     )
-    # Completers promise to cut at stop strings; cutting again keeps scores independent of that promise.
+    # A completer promises to cut at the stops; cutting again keeps scores independent of that.
     return {
-        task.task_id: [truncate_at_stop(text, stop) for text in completions]
+        task.task_id: [cut_at_stop(text, stop) for text in completions]
         for task, completions in zip(tasks, outputs, strict=True)
     }
 

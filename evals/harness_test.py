@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.completion import CompletionRequest, SamplingConfig
 from evals.errors import EvalError
-from evals.harness import Benchmark, GenerationSettings, evaluate, generate, truncate_at_stop
+from evals.harness import Benchmark, evaluate, generate
 from evals.sandbox import Limits, Program, Sandbox
 
 
@@ -38,14 +39,11 @@ class FakeCompleter:
 
     def __init__(self, texts: list[str]) -> None:
         self.texts = texts
-        self.calls: list[dict[str, object]] = []
+        self.calls: list[CompletionRequest] = []
 
-    def complete(self, prompts: list[str], **settings: object) -> list[list[str]]:
-        self.calls.append({"prompts": prompts, **settings})
-        return [list(self.texts) for _ in prompts]
-
-    def perplexity(self, texts: list[str]) -> float:
-        return float(len(texts))
+    def complete(self, request: CompletionRequest) -> list[list[str]]:
+        self.calls.append(request)
+        return [list(self.texts) for _ in request.prompts]
 
 
 @pytest.fixture(scope="module")
@@ -72,26 +70,12 @@ def test_every_task_needs_completions(sandbox: Sandbox) -> None:
         evaluate(BENCHMARK, {"add": ["answer=4"]}, sandbox)
 
 
-def test_generate_passes_settings_and_cuts_at_stop_strings() -> None:
+def test_generate_sends_every_prompt_in_one_request_and_cuts_at_the_benchmarks_stops() -> None:
     completer = FakeCompleter(["answer=4\n# next task", "answer=5"])
-    settings = GenerationSettings(n_samples=2, temperature=0.8, seed=7)
+    settings = CompletionRequest(n_samples=2, sampling=SamplingConfig(temperature=0.8), seed=7)
     completions = generate(BENCHMARK, completer, settings)
     assert completions == {"add": ["answer=4", "answer=5"], "mul": ["answer=4", "answer=5"]}
     (call,) = completer.calls
-    assert call["prompts"] == ["# 2 + 2\n", "# 3 * 3\n"]
-    assert (call["n_samples"], call["temperature"], call["seed"], call["stop"]) == (
-        2,
-        0.8,
-        7,
-        ["\n#"],
+    assert call == CompletionRequest(
+        ("# 2 + 2\n", "# 3 * 3\n"), 2, settings.max_new_tokens, settings.sampling, ("\n#",), 7
     )
-
-
-def test_truncate_at_stop_uses_the_earliest_stop() -> None:
-    assert truncate_at_stop("a\nb\ndef c\nif d", ["\nif", "\ndef"]) == "a\nb"
-    assert truncate_at_stop("no stop here", ["\nif"]) == "no stop here"
-
-
-def test_greedy_sampling_of_several_samples_is_refused() -> None:
-    with pytest.raises(EvalError, match="--n-samples > 1 needs --temperature > 0"):
-        GenerationSettings(n_samples=5, temperature=0.0)

@@ -13,11 +13,11 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from evals.cli import EvalSuite
 from evals.errors import EvalError
 from evals.harness import Benchmark
 from evals.sandbox import Limits, Program, Sandbox
 from evals.shared_data import data_file
+from evals.suite import EvalSuite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,12 +82,10 @@ def multipl_e_benchmark(
 
 
 def multipl_e_suite(
-    language: str,
     benchmark: str,
     default_data: str,
     toolchain: Callable[[Sandbox], str],
     runner: Callable[[str], LanguageRunner],
-    perplexity_suffix: str,
     limits: Limits,
 ) -> EvalSuite[MultiplETask]:
     """The eval suite of one MultiPL-E language: tasks from --data (default: `default_data` in
@@ -99,14 +97,12 @@ def multipl_e_suite(
         )
 
     return EvalSuite(
-        language=language,
         description=f"Score a checkpoint or a samples file on MultiPL-E {benchmark} in a sandbox.",
         benchmarks={
             benchmark: lambda args: load_multipl_e(data_file(args.data, default_data, "--data"))
         },
         toolchain=toolchain,
         make_benchmark=lambda name, tasks, tool: multipl_e_benchmark(name, tasks, runner(tool)),
-        perplexity_suffix=perplexity_suffix,
         limits=limits,
         add_arguments=add_data_argument,
     )

@@ -7,17 +7,25 @@ import argparse
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tokenizers import Tokenizer
 
+from core.completion import Completer
 from core.data import MANIFEST_FILE, PackedDataset
 from core.tokenizer import EOS_ID, tokenizer_hash
-from evals.completer import Completer
 from evals.errors import EvalError
 
 DEFAULT_MAX_FILES = 200
+
+
+class Scorer(Completer, Protocol):
+    """A model that also scores text (core.inference.CheckpointCompleter)."""
+
+    def perplexity(self, texts: list[str]) -> float:
+        """Token-level perplexity over all of `texts`."""
+        ...
 
 
 def add_perplexity_arguments(parser: argparse.ArgumentParser, suffix: str) -> None:
@@ -89,7 +97,7 @@ def packed_texts(data_dir: Path, split: str, tokenizer: Tokenizer, max_files: in
 
 
 def perplexity_summary(
-    completer: Completer, texts: list[str], data: str, skipped: int = 0
+    completer: Scorer, texts: list[str], data: str, skipped: int = 0
 ) -> dict[str, Any]:
     """The model's perplexity on `texts` (read from `data`, `skipped` files unreadable)."""
     return {
@@ -101,7 +109,7 @@ def perplexity_summary(
 
 
 def count_tokens(texts: Sequence[str], tokenizer: Tokenizer) -> int:
-    """Tokens of `texts` with an EOS after each, as Completer.perplexity packs them."""
+    """Tokens of `texts` with an EOS after each, as Scorer.perplexity packs them."""
     return sum(len(encoding.ids) + 1 for encoding in tokenizer.encode_batch(list(texts)))
 
 

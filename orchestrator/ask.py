@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from core.cli import run_main
 from orchestrator.cli import add_orchestrator_args, build_orchestrator
 from orchestrator.pipeline import Orchestrator
 
@@ -26,13 +27,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("request", help="what to build, in plain words")
     add_orchestrator_args(parser)
     args = parser.parse_args(argv)
-    with ThreadPoolExecutor(thread_name_prefix="generate") as pool:
-        try:
+
+    def run() -> int:
+        with ThreadPoolExecutor(thread_name_prefix="generate") as pool:
             asyncio.run(_print_answer(build_orchestrator(args, pool), args.request))
-        except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-    return 0
+        return 0
+
+    return run_main(run)
 
 
 if __name__ == "__main__":

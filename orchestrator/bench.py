@@ -29,18 +29,14 @@ from typing import Any
 
 import jax
 
+from core.cli import run_main
 from core.config import TEST
 from core.inference import CheckpointCompleter, load_completer
 from core.model import init_params
 from core.tokenizer import train_tokenizer
 from orchestrator.executor import ExecutionConfig
 from orchestrator.pipeline import Orchestrator
-from orchestrator.registry import (
-    build_registry,
-    default_run_dirs,
-    discover_specialists,
-    parse_specialist_flags,
-)
+from orchestrator.registry import build_registry, default_run_dirs, parse_specialist_flags
 from orchestrator.rules_planner import RulePlanner
 
 REQUESTS = {
@@ -85,7 +81,7 @@ async def _latency(
     return {
         "request": request,
         "subtasks": [
-            f"{s.language}->{orchestrator.registry.route(s.language).entry.profile.name}"
+            f"{s.language}->{orchestrator.registry.route(s.language).entry.language.name}"
             for s in plan.subtasks
         ],
         "sequential_s": best["sequential"],
@@ -165,32 +161,23 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark, print a summary and write --json."""
-    args = _parse_args(argv)
-    try:
-        run_dirs = default_run_dirs(discover_specialists()) | parse_specialist_flags(
-            args.specialist
-        )
-        if run_dirs:
-            models: dict[str, Any] = {lang: load_completer(p) for lang, p in run_dirs.items()}
-            weights = {lang: str(path) for lang, path in run_dirs.items()}
-        else:
-            languages = [name.strip() for name in args.random_languages.split(",") if name.strip()]
-            models = _random_models(languages, args.seed)
-            weights = {
-                lang: "random-init TEST config (speed does not depend on the weights)"
-                for lang in languages
-            }
-        specialists = discover_specialists()
-        serial = build_registry(models, specialists)
-        coalescing = build_registry(models, specialists, coalesce_prompts=args.coalesce_prompts)
-        config = ExecutionConfig(
-            max_new_tokens=args.max_new_tokens, max_repairs=args.max_repairs, seed=args.seed
-        )
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def _bench(args: argparse.Namespace) -> int:
+    run_dirs = default_run_dirs() | parse_specialist_flags(args.specialist)
+    if run_dirs:
+        models: dict[str, Any] = {lang: load_completer(p) for lang, p in run_dirs.items()}
+        weights = {lang: str(path) for lang, path in run_dirs.items()}
+    else:
+        languages = [name.strip() for name in args.random_languages.split(",") if name.strip()]
+        models = _random_models(languages, args.seed)
+        weights = {
+            lang: "random-init TEST config (speed does not depend on the weights)"
+            for lang in languages
+        }
+    serial = build_registry(models)
+    coalescing = build_registry(models, coalesce_prompts=args.coalesce_prompts)
+    config = ExecutionConfig(
+        max_new_tokens=args.max_new_tokens, max_repairs=args.max_repairs, seed=args.seed
+    )
     with ThreadPoolExecutor(16) as pool:
         results = asyncio.run(
             _run(
@@ -224,9 +211,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             args.json.write_text(json.dumps(results, indent=2) + "\n")
         except OSError as error:
-            print(f"error: cannot write --json {args.json}: {error.strerror}", file=sys.stderr)
-            return 2
+            raise ValueError(f"cannot write --json {args.json}: {error.strerror}") from None
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark, print a summary and write --json; user errors are one line, exit 2."""
+    args = _parse_args(argv)
+    return run_main(lambda: _bench(args))
 
 
 if __name__ == "__main__":

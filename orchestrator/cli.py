@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core.cli import add_dataclass_args, dataclass_from_args
 from core.inference import load_completer
+from core.layout import default_run_dir
 from orchestrator.endpoint_planner import EndpointPlanner
 from orchestrator.executor import ExecutionConfig
 from orchestrator.model_planner import load_model_planner
@@ -17,7 +18,6 @@ from orchestrator.registry import (
     RegistryError,
     build_registry,
     default_run_dirs,
-    discover_specialists,
     parse_specialist_flags,
 )
 from orchestrator.rules_planner import RulePlanner
@@ -31,7 +31,7 @@ def add_orchestrator_args(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="LANG=RUN_DIR",
         help="a specialist's run directory (repeatable; default: "
-        "outputs/<lang>-test for each specialists/<lang> that has one)",
+        f"{default_run_dir('<lang>', 'test')} for each specialists/<lang> that has one)",
     )
     parser.add_argument(
         "--default-language",
@@ -91,13 +91,12 @@ def build_planner(args: argparse.Namespace) -> Planner:
 def build_orchestrator(args: argparse.Namespace, pool: ThreadPool) -> Orchestrator:
     """Discover specialists, load their checkpoints and assemble the orchestrator."""
     config = dataclass_from_args(ExecutionConfig, args)  # bad flags fail before loading models
-    specialists = discover_specialists()
-    run_dirs = default_run_dirs(specialists) | parse_specialist_flags(args.specialist)
+    run_dirs = default_run_dirs() | parse_specialist_flags(args.specialist)
     if not run_dirs:
         raise RegistryError(
             "no specialist checkpoints: train one (./pants run "
             "specialists/python:train) or pass --specialist LANG=RUN_DIR"
         )
     models = {language: load_completer(path) for language, path in run_dirs.items()}
-    registry = build_registry(models, specialists, args.default_language, args.coalesce_prompts)
+    registry = build_registry(models, args.default_language, args.coalesce_prompts)
     return Orchestrator(build_planner(args), registry, pool, config)

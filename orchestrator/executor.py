@@ -16,8 +16,8 @@ import dataclasses
 from concurrent.futures import Executor as ThreadPool
 
 from core.cli import flag_field
+from core.completion import CompletionRequest, SamplingConfig
 from core.config import ConfigError
-from core.generate import SamplingConfig
 from orchestrator.plan import Plan, Subtask, levels
 from orchestrator.prompts import build_prompt
 from orchestrator.registry import Registry, Route, SpecialistEntry
@@ -28,8 +28,7 @@ class ExecutionConfig:
     """How parts are generated, checked and repaired."""
 
     max_new_tokens: int = flag_field(128, "tokens each part may generate")
-    temperature: float = flag_field(0.0, "first attempt's sampling temperature (0: greedy)")
-    top_p: float = flag_field(0.95, "nucleus sampling mass")
+    sampling: SamplingConfig = SamplingConfig(top_p=0.95)  # the first attempt's
     max_repairs: int = flag_field(2, "resamples of a part that does not parse")
     repair_temperature: float = flag_field(0.7, "sampling temperature of the resamples")
     timeout_s: float = flag_field(120.0, "seconds per subtask, resamples included")
@@ -46,8 +45,22 @@ class ExecutionConfig:
                 )
         if self.max_repairs < 0:
             raise ConfigError(f"ExecutionConfig.max_repairs must be >= 0, got {self.max_repairs}")
-        for temperature in (self.temperature, self.repair_temperature):
-            SamplingConfig(temperature=temperature, top_p=self.top_p)  # raises ConfigError
+        self.attempt_sampling(1)  # a bad repair temperature raises ConfigError
+
+    def attempt_sampling(self, round_index: int) -> SamplingConfig:
+        """How attempt `round_index` (0: the first, then the repairs) samples."""
+        if round_index == 0:
+            return self.sampling
+        return dataclasses.replace(self.sampling, temperature=self.repair_temperature)
+
+    def request(self, prompts: list[str], round_index: int, seed: int) -> CompletionRequest:
+        """The completion request of one attempt at `prompts`."""
+        return CompletionRequest(
+            tuple(prompts),
+            max_new_tokens=self.max_new_tokens,
+            sampling=self.attempt_sampling(round_index),
+            seed=seed,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +78,7 @@ class PartResult:
 
 
 def _checked(entry: SpecialistEntry, code: str) -> bool | None:
-    check = entry.profile.syntax_ok
+    check = entry.language.syntax_ok
     if check is None:
         return None
     return bool(code.strip()) and check(code)
@@ -106,7 +119,7 @@ class Executor:
             else:
                 groups: dict[str, list[Subtask]] = {}
                 for subtask in level:
-                    groups.setdefault(routes[subtask.id].entry.profile.name, []).append(subtask)
+                    groups.setdefault(routes[subtask.id].entry.language.name, []).append(subtask)
                 results = await asyncio.gather(
                     *(
                         self._run_group(routes[members[0].id], members, done, config, level_index)
@@ -134,7 +147,7 @@ class Executor:
         prompts = [
             build_prompt(
                 s,
-                entry.profile.line_comment,
+                entry.language.line_comment,
                 [(done[d].file, done[d].code) for d in s.depends_on if done[d].error is None],
             )
             for s in subtasks
@@ -145,7 +158,6 @@ class Executor:
         errors: list[str | None] = [None] * len(subtasks)
         pending = list(range(len(subtasks)))
         for round_index in range(config.max_repairs + 1):
-            temperature = config.temperature if round_index == 0 else config.repair_temperature
             seed = config.seed + 1000 * level_index + round_index
             try:
                 outputs = await asyncio.wait_for(
@@ -153,11 +165,8 @@ class Executor:
                         self.pool,
                         _generate_and_check,
                         entry,
-                        [prompts[i] for i in pending],
+                        config.request([prompts[i] for i in pending], round_index, seed),
                         [subtasks[i].code for i in pending],
-                        config,
-                        temperature,
-                        seed,
                     ),
                     max(deadline - loop.time(), 0.0),
                 )
@@ -180,7 +189,7 @@ class Executor:
         return [
             PartResult(
                 subtask,
-                entry.profile.name,
+                entry.language.name,
                 route.file_name(subtask.file),
                 codes[i],
                 valid[i] if errors[i] is None else False,
@@ -193,16 +202,9 @@ class Executor:
 
 
 def _generate_and_check(
-    entry: SpecialistEntry,
-    prompts: list[str],
-    starts: list[str],
-    config: ExecutionConfig,
-    temperature: float,
-    seed: int,
+    entry: SpecialistEntry, request: CompletionRequest, starts: list[str]
 ) -> list[tuple[str, bool | None]]:
     """Runs in the pool: one batched call on the specialist, then the parse checks."""
-    completions = entry.model.complete(
-        prompts, 1, config.max_new_tokens, temperature, config.top_p, [], seed
-    )
+    completions = entry.model.complete(request)
     codes = [start + samples[0] for start, samples in zip(starts, completions, strict=True)]
     return [(code, _checked(entry, code)) for code in codes]

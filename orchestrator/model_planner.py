@@ -1,7 +1,5 @@
-"""An orchestrator model trained with this repo's core: its preset, data format and planner.
-
-ORCHESTRATOR is a 3B-class ModelConfig (same architecture as the specialists: MQA, RoPE,
-RMSNorm, SwiGLU, tied embeddings, StarCoder2's 49,152-token vocabulary) for a TPU run.
+"""An orchestrator model trained with this repo's core: its data format and planner (its 3B-class
+preset, "orchestrator", sits with the others in core/config.py).
 
 Plan-example data, one JSON object per line of a .jsonl file:
 
@@ -22,21 +20,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.config import ModelConfig
+from core.completion import Completer, CompletionRequest
 from core.inference import load_completer
 from orchestrator.plan import Plan, PlanError, PlanResult, plan_from_data, plan_from_text
 from orchestrator.rules_planner import RulePlanner
-from orchestrator.sharing import SerialModel, SpecialistModel
-
-ORCHESTRATOR = ModelConfig(
-    hidden_dim=3072,
-    num_layers=30,
-    num_heads=24,
-    head_dim=128,
-    ffn_dim=8192,
-    max_seq_len=4096,
-    remat=True,
-)
+from orchestrator.sharing import SerialModel
 
 _REQUEST_START = "<issue_start>"
 _PLAN_START = "<issue_comment>"
@@ -75,9 +63,7 @@ class ModelPlanner:
 
     name = "model"
 
-    def __init__(
-        self, model: SpecialistModel, fallback: RulePlanner, max_new_tokens: int = 512
-    ) -> None:
+    def __init__(self, model: Completer, fallback: RulePlanner, max_new_tokens: int = 512) -> None:
         self.model = SerialModel(model)
         self.fallback = fallback
         self.max_new_tokens = max_new_tokens
@@ -85,7 +71,9 @@ class ModelPlanner:
     def plan(self, request: str) -> PlanResult:
         """The model's plan (greedy), or the rules planner's with a note saying why."""
         [[output]] = self.model.complete(
-            [plan_prompt(request)], 1, self.max_new_tokens, 0.0, 1.0, ["\n"], 0
+            CompletionRequest(
+                (plan_prompt(request),), max_new_tokens=self.max_new_tokens, stop=("\n",)
+            )
         )
         try:
             return PlanResult(plan_from_text(output), self.name)
@@ -98,6 +86,8 @@ class ModelPlanner:
             )
 
 
-def load_model_planner(run_dir: str | Path, fallback: RulePlanner) -> ModelPlanner:
+def load_model_planner(
+    run_dir: str | Path, fallback: RulePlanner, max_new_tokens: int = 512
+) -> ModelPlanner:
     """A ModelPlanner over the checkpoint and tokenizer in `run_dir`."""
-    return ModelPlanner(load_completer(run_dir), fallback)
+    return ModelPlanner(load_completer(run_dir), fallback, max_new_tokens)

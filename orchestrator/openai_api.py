@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.completion import CompletionRequest, SamplingConfig
+
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
 TopP = Annotated[float, Field(gt=0.0, le=1.0)]
 
@@ -74,7 +76,7 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
-class ChatRequest(BaseModel):
+class ChatBody(BaseModel):
     """POST /v1/chat/completions."""
 
     model_config = ConfigDict(extra="ignore")
@@ -89,7 +91,7 @@ class ChatRequest(BaseModel):
     n: Literal[1] = 1
 
 
-class CompletionRequest(BaseModel):
+class CompletionBody(BaseModel):
     """POST /v1/completions: a raw continuation from one specialist."""
 
     model_config = ConfigDict(extra="ignore")
@@ -114,6 +116,17 @@ class CompletionRequest(BaseModel):
         if self.stop is None:
             return []
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    def to_request(self) -> CompletionRequest:
+        """The same completion as the one request type the models serve."""
+        return CompletionRequest(
+            tuple(self.prompts()),
+            n_samples=self.n,
+            max_new_tokens=self.max_tokens,
+            sampling=SamplingConfig(temperature=self.temperature, top_p=self.top_p),
+            stop=tuple(self.stops()),
+            seed=self.seed,
+        )
 
 
 def _envelope(kind: str, prefix: str, model: str) -> dict[str, Any]:

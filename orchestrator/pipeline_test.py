@@ -6,12 +6,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from core.inference import load_completer
+from core.testing import tiny_run_dir
 from orchestrator import ask
 from orchestrator.executor import ExecutionConfig
 from orchestrator.pipeline import Orchestrator
-from orchestrator.registry import build_registry, discover_specialists
+from orchestrator.registry import build_registry
 from orchestrator.rules_planner import RulePlanner
-from orchestrator.testing import tiny_run_dir
 
 REQUEST = "Build a web scraper in Python that saves to Postgres"
 CONFIG = ExecutionConfig(max_new_tokens=16, max_repairs=1, seed=3)
@@ -29,7 +29,7 @@ def run_dirs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def orchestrator(run_dirs):
     models = {language: load_completer(path) for language, path in run_dirs.items()}
-    registry = build_registry(models, discover_specialists())
+    registry = build_registry(models)
     with ThreadPoolExecutor(4) as pool:
         yield Orchestrator(RulePlanner(), registry, pool, CONFIG)
 

@@ -41,7 +41,7 @@ def test_levels_group_by_dependency_depth_in_plan_order():
 
 def test_language_aliases_become_canonical():
     plan = plan_from_data({"subtasks": [subtask("ui", language="JS")]})
-    assert plan.subtasks[0].language == "javascript"
+    assert plan.subtasks[0].language == "js"
 
 
 @pytest.mark.parametrize(

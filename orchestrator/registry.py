@@ -1,27 +1,23 @@
-"""Which specialist answers which language: discovered from specialists/*, loaded from run dirs.
+"""Which specialist answers which language: loaded models by language, with nearest-language
+fallback routing.
 
-Every `specialists/<lang>/specialist.py` defines `SPECIALIST` (specialists.job.Specialist); its
-LanguageSpec gives the prompt format (line comment, file extension) and its `syntax_ok` checks the
-parts it writes. A checkpoint may also be registered for a language with no specialist package;
-then the orchestrator's own language and parser tables stand in. A language with no checkpoint
-is answered by the nearest one that has one (languages.NEAREST), and the route says so.
+A language's prompt format (line comment, file extension) and the check of what its specialist
+writes come from orchestrator/languages.py (a specialist's own `LANGUAGE`, or the table of
+languages without one). A language with no model loaded is answered by the nearest one that has
+one (its `nearest`), else by the default language, and the route says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from orchestrator.languages import BY_NAME, NEAREST, canonical_language
-from orchestrator.sharing import CoalescingModel, SerialModel, SpecialistModel
-from orchestrator.syntax import SyntaxCheck, syntax_check
-from specialists.job import Specialist
-
-SPECIALISTS_PACKAGE = "specialists"
-NOT_A_LANGUAGE = {"template"}  # specialists/template is the copyable example, not a language
+from core.completion import Completer
+from core.layout import default_run_dir
+from orchestrator.languages import KnownLanguage, canonical_language, known_languages
+from orchestrator.sharing import CoalescingModel, SerialModel
+from specialists.languages import discover
 
 
 class RegistryError(ValueError):
@@ -29,20 +25,10 @@ class RegistryError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class LanguageProfile:
-    """How to prompt a language's specialist and check what it writes."""
-
-    name: str
-    extension: str
-    line_comment: str
-    syntax_ok: SyntaxCheck | None  # None: no parser known for this language
-
-
-@dataclasses.dataclass(frozen=True)
 class SpecialistEntry:
     """A loaded specialist; `model` is safe to call from many threads (see sharing.py)."""
 
-    profile: LanguageProfile
+    language: KnownLanguage
     model: SerialModel | CoalescingModel
 
 
@@ -59,42 +45,18 @@ class Route:
         if self.note is None:
             return planned
         stem = planned.rpartition(".")[0] or planned
-        return stem + self.entry.profile.extension
+        return stem + self.entry.language.extensions[0]
 
 
-def discover_specialists() -> dict[str, Specialist]:
-    """Every `specialists/<dir>/specialist.py`'s SPECIALIST, keyed by canonical language name."""
-    spec = importlib.util.find_spec(SPECIALISTS_PACKAGE)
-    roots = list(spec.submodule_search_locations or []) if spec else []
-    found: dict[str, Specialist] = {}
-    for root in roots:
-        for module_file in sorted(Path(root).glob("*/specialist.py")):
-            directory = module_file.parent.name
-            if directory in NOT_A_LANGUAGE:
-                continue
-            module = importlib.import_module(f"{SPECIALISTS_PACKAGE}.{directory}.specialist")
-            specialist: Specialist = module.SPECIALIST
-            found[canonical_language(specialist.language.name)] = specialist
-    return found
-
-
-def language_profile(language: str, specialists: Mapping[str, Specialist]) -> LanguageProfile:
-    """The profile of a canonical language: from its specialist, else the built-in tables."""
-    specialist = specialists.get(language)
-    if specialist is not None:
-        spec = specialist.language
-        return LanguageProfile(
-            language, spec.extensions[0], spec.line_comment, specialist.syntax_ok
-        )
-    known = BY_NAME.get(language)
-    if known is None:
+def known_language(name: str) -> KnownLanguage:
+    """The table entry of a language name or alias."""
+    language = known_languages().get(canonical_language(name))
+    if language is None:
         raise RegistryError(
-            f"unknown language {language!r}: no specialists/{language} package "
-            "and not in orchestrator/languages.py"
+            f"unknown language {name!r}: no specialists/{name} package and not among the "
+            "orchestrator's other languages (orchestrator/languages.py)"
         )
-    return LanguageProfile(
-        language, known.extensions[0], known.line_comment, syntax_check(language)
-    )
+    return language
 
 
 class Registry:
@@ -117,13 +79,12 @@ class Registry:
         language = canonical_language(language)
         if language in self.entries:
             return Route(language, self.entries[language])
-        nearest = next(
-            (n for n in NEAREST.get(language, ()) if n in self.entries), self.default_language
-        )
+        known = known_languages().get(language)
+        candidates = known.nearest if known else ()
+        nearest = next((n for n in candidates if n in self.entries), self.default_language)
         note = (
             f"no {language} specialist: {language} parts are written by the {nearest} "
-            "specialist"
-            + (" (nearest available)" if nearest in NEAREST.get(language, ()) else " (the default)")
+            "specialist" + (" (nearest available)" if nearest in candidates else " (the default)")
         )
         return Route(language, self.entries[nearest], note)
 
@@ -134,8 +95,7 @@ class Registry:
 
 
 def build_registry(
-    models: Mapping[str, SpecialistModel],
-    specialists: Mapping[str, Specialist],
+    models: Mapping[str, Completer],
     default_language: str = "python",
     coalesce_prompts: int = 0,
 ) -> Registry:
@@ -146,11 +106,11 @@ def build_registry(
     """
     entries = {}
     for name, model in models.items():
-        language = canonical_language(name)
+        language = known_language(name)
         shared = (
             CoalescingModel(model, coalesce_prompts) if coalesce_prompts else SerialModel(model)
         )
-        entries[language] = SpecialistEntry(language_profile(language, specialists), shared)
+        entries[language.name] = SpecialistEntry(language, shared)
     return Registry(entries, default_language)
 
 
@@ -165,12 +125,8 @@ def parse_specialist_flags(flags: Sequence[str]) -> dict[str, Path]:
     return run_dirs
 
 
-def default_run_dirs(
-    specialists: Mapping[str, Specialist], config: str = "test"
-) -> dict[str, Path]:
-    """Where each discovered specialist's train job writes by default, for the runs that exist."""
-    candidates = {
-        language: Path("outputs") / f"{specialist.language.name}-{config}"
-        for language, specialist in specialists.items()
-    }
+def default_run_dirs(preset: str = "test") -> dict[str, Path]:
+    """Where each specialist's train job writes a preset's run by default, for the runs that
+    exist."""
+    candidates = {name: default_run_dir(name, preset) for name in discover()}
     return {language: path for language, path in candidates.items() if path.is_dir()}

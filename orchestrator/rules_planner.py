@@ -12,10 +12,11 @@ database code in that language, and the clause before it uses that code.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
-from orchestrator.languages import BY_NAME, KNOWN_LANGUAGES, extension_language
+from orchestrator.languages import extension_language, known_languages
 from orchestrator.plan import MAX_SUBTASKS, Plan, PlanError, PlanResult, Subtask
 
 _FENCE = re.compile(r"```([\w+#.-]*)[^\n]*\n(.*?)```", re.DOTALL)
@@ -97,46 +98,51 @@ _FILLER = {
     "those",
     *_IMPERATIVES,
 }
-_LANGUAGE_WORDS = {
-    word.lower()
-    for language in KNOWN_LANGUAGES
-    for word in (*language.words, *language.case_sensitive_words)
-}
 
 
 def _word_pattern(word: str, flags: int = re.IGNORECASE) -> re.Pattern[str]:
     return re.compile(r"(?<![\w+.#])" + re.escape(word) + r"(?![\w+#])", flags)
 
 
-_LANGUAGE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    [
-        (language.name, _word_pattern(word))
-        for language in KNOWN_LANGUAGES
-        for word in language.words
-    ]
-    + [
-        (language.name, _word_pattern(word, 0))
-        for language in KNOWN_LANGUAGES
-        for word in language.case_sensitive_words
-    ]
-)
-_NAMED_LANGUAGE_PHRASE = re.compile(
-    r"\s*\b(?:in|using|with|written in)\s+(?:"
-    + "|".join(
-        re.escape(w)
-        for language in KNOWN_LANGUAGES
-        for w in (*language.words, *language.case_sensitive_words)
+@functools.cache
+def _language_words() -> frozenset[str]:
+    """Every word that names a language, lower-cased."""
+    return frozenset(
+        word.lower()
+        for language in known_languages().values()
+        for word in (*language.words, *language.case_sensitive_words)
     )
-    + r")\b",
-    re.IGNORECASE,
-)
+
+
+@functools.cache
+def _language_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """(language, pattern of one word naming it) for every known language and word."""
+    languages = known_languages().values()
+    return tuple(
+        [(language.name, _word_pattern(word)) for language in languages for word in language.words]
+        + [
+            (language.name, _word_pattern(word, 0))
+            for language in languages
+            for word in language.case_sensitive_words
+        ]
+    )
+
+
+@functools.cache
+def _named_language_phrase() -> re.Pattern[str]:
+    """ "in Rust", "using Python", ...: phrases a task text loses."""
+    words = sorted(_language_words(), key=len, reverse=True)
+    return re.compile(
+        r"\s*\b(?:in|using|with|written in)\s+(?:" + "|".join(map(re.escape, words)) + r")\b",
+        re.IGNORECASE,
+    )
 
 
 def named_language(text: str) -> str | None:
     """The language `text` names first: by word, file name or extension; None if it names none."""
     mentions = [
         (match.start(), name)
-        for name, pattern in _LANGUAGE_PATTERNS
+        for name, pattern in _language_patterns()
         if (match := pattern.search(text))
     ]
     mentions += [
@@ -186,7 +192,7 @@ def split_clauses(sentence: str) -> list[str]:
 
 
 def _task_text(clause: str) -> str:
-    text = _NAMED_LANGUAGE_PHRASE.sub("", clause).strip(" ,:;") or clause
+    text = _named_language_phrase().sub("", clause).strip(" ,:;") or clause
     return text[:1].upper() + text[1:]
 
 
@@ -194,7 +200,7 @@ def _slug(task: str) -> str:
     words = [
         w
         for w in re.findall(r"[a-z0-9]+", task.lower())
-        if w not in _FILLER and w not in _LANGUAGE_WORDS
+        if w not in _FILLER and w not in _language_words()
     ]
     return "_".join(word[:32] for word in words[:2]) or "main"
 
@@ -238,7 +244,7 @@ class _PlanBuilder:
 
 
 def _extension(language: str) -> str:
-    known = BY_NAME.get(language)
+    known = known_languages().get(language)
     return known.extensions[0] if known else ".txt"
 
 

@@ -17,7 +17,7 @@ PLANS = {
     ],
     "Write a Rust CLI and a JavaScript frontend": [
         ("rust", "cli.rs", []),
-        ("javascript", "frontend.js", []),
+        ("js", "frontend.js", []),
     ],
     "Write a SQL query to count users and a Python function that runs it": [
         ("sql", "query_count.sql", []),
@@ -30,7 +30,7 @@ PLANS = {
     ],
     "- parse args in main.rs\n- implement utils.js": [
         ("rust", "main.rs", []),
-        ("javascript", "utils.js", []),
+        ("js", "utils.js", []),
     ],
     "Build a Go HTTP server. Store sessions in SQLite.": [
         ("go", "http_server.go", ["db.go"]),
@@ -75,7 +75,7 @@ def test_default_language_answers_requests_that_name_none():
 
 
 def test_language_detection_by_word_file_name_and_case():
-    assert named_language("a server in Node.js") == "javascript"
+    assert named_language("a server in Node.js") == "js"
     assert named_language("edit lib.rs and then app.py") == "rust"
     assert named_language("let's go home") is None
     assert named_language("written in Go") == "go"

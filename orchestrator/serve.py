@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
 
-from core.cli import add_dataclass_args, dataclass_from_args
+from core.cli import add_dataclass_args, dataclass_from_args, run_main
 from orchestrator.cli import add_orchestrator_args, build_orchestrator
 from orchestrator.server import ServerLimits, create_app
 
@@ -28,17 +28,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_orchestrator_args(parser)
     add_dataclass_args(parser, ServerLimits)
     args = parser.parse_args(argv)
-    pool = ThreadPoolExecutor(GENERATION_THREADS, thread_name_prefix="generate")
-    try:
-        limits = dataclass_from_args(ServerLimits, args)
-        orchestrator = build_orchestrator(args, pool)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    app = create_app(orchestrator, args.token, limits)
-    uvicorn.run(app, host=args.host, port=args.port)
-    pool.shutdown(cancel_futures=True)
-    return 0
+
+    def run() -> int:
+        with ThreadPoolExecutor(GENERATION_THREADS, thread_name_prefix="generate") as pool:
+            limits = dataclass_from_args(ServerLimits, args)
+            app = create_app(build_orchestrator(args, pool), args.token, limits)
+            uvicorn.run(app, host=args.host, port=args.port)
+            pool.shutdown(cancel_futures=True)
+        return 0
+
+    return run_main(run)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ from core.config import ConfigError
 from orchestrator.languages import canonical_language
 from orchestrator.openai_api import (
     APIError,
+    ChatBody,
     ChatChunks,
-    ChatRequest,
-    CompletionRequest,
+    CompletionBody,
     chat_completion,
     error_body,
     model_list,
@@ -82,7 +82,7 @@ def _check_max_tokens(value: int | None, limits: ServerLimits, param: str) -> No
         raise APIError(400, f"{param} is {value}; the limit is {limits.max_tokens}", None, param)
 
 
-def _request_text(request: ChatRequest) -> str:
+def _request_text(request: ChatBody) -> str:
     users = [m for m in request.messages if m.role == "user" and m.text().strip()]
     if not users:
         raise APIError(400, "messages must contain a user message with text", None, "messages")
@@ -158,7 +158,7 @@ def create_app(
         return model_list([ORCHESTRATOR_MODEL, *orchestrator.registry.languages], created)
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authorised)])
-    async def chat(request: ChatRequest):
+    async def chat(request: ChatBody):
         if request.model != ORCHESTRATOR_MODEL:
             raise APIError(
                 404,
@@ -171,10 +171,17 @@ def create_app(
         max_tokens = request.max_completion_tokens or request.max_tokens
         _check_max_tokens(max_tokens, limits, "max_tokens")
         base = orchestrator.config
+        sampling = dataclasses.replace(
+            base.sampling,
+            **{
+                name: value
+                for name, value in (("temperature", request.temperature), ("top_p", request.top_p))
+                if value is not None
+            },
+        )
         config = dataclasses.replace(
             base,
-            temperature=base.temperature if request.temperature is None else request.temperature,
-            top_p=base.top_p if request.top_p is None else request.top_p,
+            sampling=sampling,
             seed=base.seed if request.seed is None else request.seed,
             max_new_tokens=max_tokens or base.max_new_tokens,
         )
@@ -193,7 +200,7 @@ def create_app(
         )
 
     @app.post("/v1/completions", dependencies=[Depends(authorised)])
-    async def completions(request: CompletionRequest):
+    async def completions(request: CompletionBody):
         entry = orchestrator.registry.entries.get(canonical_language(request.model))
         if entry is None:
             raise APIError(
@@ -214,18 +221,9 @@ def create_app(
         if len(request.stops()) > 4:
             raise APIError(400, "stop has more than 4 entries", None, "stop")
 
-        def run() -> list[list[str]]:
-            return entry.model.complete(
-                prompts,
-                request.n,
-                request.max_tokens,
-                request.temperature,
-                request.top_p,
-                request.stops(),
-                request.seed,
-            )
-
-        samples = await asyncio.get_running_loop().run_in_executor(orchestrator.pool, run)
+        samples = await asyncio.get_running_loop().run_in_executor(
+            orchestrator.pool, entry.model.complete, request.to_request()
+        )
         texts = [
             (prompt if request.echo else "") + text
             for prompt, outputs in zip(prompts, samples, strict=True)

@@ -1,9 +1,9 @@
 """Thread-safe access to one specialist model shared by concurrent requests.
 
 `SerialModel` runs one call at a time. `CoalescingModel` merges the calls that queue up while the
-model is busy (same sampling settings, up to `max_prompts` prompts) into one batched call, so
-concurrent requests share generate calls: more requests/s, but a row's neighbours in the batch
-then depend on timing, so sampled (and near-tied greedy) outputs are no longer reproducible.
+model is busy (same settings, up to `max_prompts` prompts) into one batched call, so concurrent
+requests share generate calls: more requests/s, but a row's neighbours in the batch then depend
+on timing, so sampled (and near-tied greedy) outputs are no longer reproducible.
 """
 
 from __future__ import annotations
@@ -11,53 +11,26 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Sequence
-from typing import Protocol
 
-
-class SpecialistModel(Protocol):
-    """What the orchestrator needs of a model (core.inference.CheckpointCompleter has it)."""
-
-    def complete(
-        self,
-        prompts: list[str],
-        n_samples: int,
-        max_new_tokens: int,
-        temperature: float,
-        top_p: float,
-        stop: list[str],
-        seed: int,
-    ) -> list[list[str]]: ...
+from core.completion import Completer, CompletionRequest
 
 
 class SerialModel:
     """A model behind a lock: one generate call at a time."""
 
-    def __init__(self, model: SpecialistModel) -> None:
+    def __init__(self, model: Completer) -> None:
         self.model = model
         self.lock = threading.Lock()
 
-    def complete(
-        self,
-        prompts: list[str],
-        n_samples: int,
-        max_new_tokens: int,
-        temperature: float,
-        top_p: float,
-        stop: list[str],
-        seed: int,
-    ) -> list[list[str]]:
+    def complete(self, request: CompletionRequest) -> list[list[str]]:
         """The wrapped model's completions, after any call already running."""
         with self.lock:
-            return self.model.complete(
-                prompts, n_samples, max_new_tokens, temperature, top_p, stop, seed
-            )
+            return self.model.complete(request)
 
 
 @dataclasses.dataclass(eq=False)
 class _Call:
-    prompts: list[str]
-    settings: tuple[int, int, float, float, tuple[str, ...]]
-    seed: int
+    request: CompletionRequest
     result: list[list[str]] | None = None
     error: Exception | None = None
     done: bool = False
@@ -67,29 +40,21 @@ class CoalescingModel:
     """A model whose queued calls are merged: whichever waiting thread gets the model runs every
     compatible queued call in one batch (flat combining) and hands each caller its rows."""
 
-    def __init__(self, model: SpecialistModel, max_prompts: int) -> None:
+    def __init__(self, model: Completer, max_prompts: int) -> None:
         self.model = model
         self.max_prompts = max_prompts
         self.run_lock = threading.Lock()
         self.queue_lock = threading.Lock()
+        # Notified whenever a call joins the queue, so an observer can wait for merges to form.
+        self.queue_changed = threading.Condition(self.queue_lock)
         self.queue: list[_Call] = []
 
-    def complete(
-        self,
-        prompts: list[str],
-        n_samples: int,
-        max_new_tokens: int,
-        temperature: float,
-        top_p: float,
-        stop: list[str],
-        seed: int,
-    ) -> list[list[str]]:
+    def complete(self, request: CompletionRequest) -> list[list[str]]:
         """This call's completions, possibly computed in a batch with other callers'."""
-        call = _Call(
-            list(prompts), (n_samples, max_new_tokens, temperature, top_p, tuple(stop)), seed
-        )
+        call = _Call(request)
         with self.queue_lock:
             self.queue.append(call)
+            self.queue_changed.notify_all()
         while not call.done:
             with self.run_lock:
                 if not call.done:
@@ -101,27 +66,26 @@ class CoalescingModel:
     def _take_batch(self) -> list[_Call]:
         with self.queue_lock:
             first = self.queue[0]
-            batch, rows = [first], len(first.prompts)
+            settings = first.request.settings()
+            batch, rows = [first], len(first.request.prompts)
             for call in self.queue[1:]:
-                if call.settings == first.settings and rows + len(call.prompts) <= self.max_prompts:
+                size = len(call.request.prompts)
+                if call.request.settings() == settings and rows + size <= self.max_prompts:
                     batch.append(call)
-                    rows += len(call.prompts)
+                    rows += size
             self.queue = [call for call in self.queue if call not in batch]
         return batch
 
     def _run(self, batch: Sequence[_Call]) -> None:
-        n_samples, max_new_tokens, temperature, top_p, stop = batch[0].settings
-        prompts = [prompt for call in batch for prompt in call.prompts]
+        prompts = [prompt for call in batch for prompt in call.request.prompts]
         try:
-            outputs = self.model.complete(
-                prompts, n_samples, max_new_tokens, temperature, top_p, list(stop), batch[0].seed
-            )
+            outputs = self.model.complete(batch[0].request.for_prompts(prompts))
         except Exception as error:  # every caller in the batch sees its model's failure
             for call in batch:
                 call.error, call.done = error, True
             return
         start = 0
         for call in batch:
-            call.result = outputs[start : start + len(call.prompts)]
-            start += len(call.prompts)
+            call.result = outputs[start : start + len(call.request.prompts)]
+            start += len(call.request.prompts)
             call.done = True

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from evals.multipl_e import LanguageRunner
+from evals.multipl_e import LanguageRunner, multipl_e_suite
 from evals.sandbox import Limits, Program, Sandbox
 from evals.toolchain import find_tool
-from specialists.js.specialist import js_syntax_ok
+from specialists.js.language import LANGUAGE
 
 BENCHMARK = "humaneval-js"
 DATA_FILE = "multiple-humaneval-js/humaneval-js.jsonl"
@@ -33,4 +33,7 @@ def js_runner(node: str) -> LanguageRunner:
     def program(source: str) -> Program:
         return Program((node, "main.js"), {"main.js": source})
 
-    return LanguageRunner(with_marker, program, js_syntax_ok)
+    return LanguageRunner(with_marker, program, LANGUAGE.syntax_ok)
+
+
+SUITE = multipl_e_suite(BENCHMARK, DATA_FILE, find_node, js_runner, LIMITS)

@@ -11,10 +11,11 @@ reference solutions and `--samples` completions are. Optional few-shot examples 
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from evals.errors import EvalError
 from evals.harness import Benchmark
 from evals.sandbox import Program
 from evals.shared_data import shared_data_dir
-from evals.toolchain import PYTHON_FLAGS
+from evals.suite import EvalSuite
+from evals.toolchain import PYTHON_FLAGS, sandbox_python
 
 # The Codex paper's stop strings (Chen et al., 2021): the function body ends at the next top-level line.
 HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
@@ -180,3 +182,37 @@ def _mbpp_instruction(record: dict[str, Any]) -> str:
 
 def _lf(code: str) -> str:
     return code.replace("\r\n", "\n")
+
+
+def add_mbpp_arguments(parser: argparse.ArgumentParser) -> None:
+    """MBPP's split, data file and few-shot prompt."""
+    parser.add_argument(
+        "--split", choices=sorted(MBPP_SPLITS), default="test", help="MBPP split (default: test)"
+    )
+    parser.add_argument(
+        "--mbpp-path", type=Path, help="MBPP jsonl (default: the shared data dir, else the hub)"
+    )
+    parser.add_argument(
+        "--mbpp-few-shot", action="store_true", help="prefix MBPP prompts with tasks 2-4 solved"
+    )
+
+
+def mbpp_context(args: argparse.Namespace, benchmarks: Collection[str]) -> dict[str, Any]:
+    """The MBPP settings a result depends on."""
+    if "mbpp" not in benchmarks:
+        return {}
+    return {"mbpp_split": args.split, "mbpp_few_shot": args.mbpp_few_shot}
+
+
+SUITE = EvalSuite(
+    description="Score a checkpoint or a samples file on HumanEval and MBPP in a sandbox.",
+    benchmarks={
+        "humaneval": lambda args: load_humaneval(),
+        "mbpp": lambda args: load_mbpp(args.mbpp_path, args.split, args.mbpp_few_shot),
+    },
+    toolchain=sandbox_python,
+    make_benchmark=python_benchmark,
+    add_arguments=add_mbpp_arguments,
+    canonical=canonical_sample,
+    context=mbpp_context,
+)

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from evals.errors import EvalError
-from evals.multipl_e import LanguageRunner
+from evals.multipl_e import LanguageRunner, multipl_e_suite
 from evals.sandbox import Limits, Program, Sandbox
-from evals.toolchain import find_tool
-from specialists.rust.specialist import rust_syntax_ok
+from evals.toolchain import find_tool, rustc_root
+from specialists.rust.language import LANGUAGE
 
 BENCHMARK = "humaneval-rs"
 DATA_FILE = "multiple-humaneval-rs/humaneval-rs.jsonl"
@@ -25,8 +25,9 @@ def with_marker(source: str, marker: str) -> str:
 
 
 def find_rustc(sandbox: Sandbox) -> str:
-    """A rustc the sandbox's uid can run (rustup's, under /root, usually cannot)."""
-    return find_tool(sandbox, "rustc", ["--version"], INSTALL_HINT)
+    """A rustc the sandbox's uid can run: one on PATH, or the real toolchain behind a rustup
+    proxy (under a private home, say) exposed to the sandbox read-only."""
+    return find_tool(sandbox, "rustc", ["--version"], INSTALL_HINT, tool_root=rustc_root)
 
 
 def rust_runner(rustc: str) -> LanguageRunner:
@@ -36,4 +37,7 @@ def rust_runner(rustc: str) -> LanguageRunner:
         build = (rustc, "--edition", "2021", "-A", "warnings", "-o", "main", "main.rs")
         return Program(("./main",), {"main.rs": source}, build=build)
 
-    return LanguageRunner(with_marker, program, rust_syntax_ok)
+    return LanguageRunner(with_marker, program, LANGUAGE.syntax_ok)
+
+
+SUITE = multipl_e_suite(BENCHMARK, DATA_FILE, find_rustc, rust_runner, LIMITS)

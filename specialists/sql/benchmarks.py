@@ -8,6 +8,7 @@ result set equals any of the question's gold queries' (`query` holds them, `;`-s
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import json
@@ -20,9 +21,11 @@ from typing import Any
 from evals.errors import EvalError
 from evals.harness import Benchmark
 from evals.sandbox import Program
-from evals.toolchain import PYTHON_FLAGS
+from evals.shared_data import data_file
+from evals.suite import EvalSuite
+from evals.toolchain import PYTHON_FLAGS, sandbox_python
 from specialists.sql import check_query
-from specialists.sql.specialist import sql_syntax_ok
+from specialists.sql.language import LANGUAGE
 
 BENCHMARK = "sql-eval"
 DATA_DIR = "defog-sql-eval-sqlite"
@@ -111,7 +114,9 @@ def sql_benchmark(name: str, tasks: Sequence[SqlTask], python: str) -> Benchmark
         }
         return Program((python, *PYTHON_FLAGS, "check.py"), files)
 
-    return Benchmark(name, tasks, STOP, program, lambda task, completion: sql_syntax_ok(completion))
+    return Benchmark(
+        name, tasks, STOP, program, lambda task, completion: LANGUAGE.syntax_ok(completion)
+    )
 
 
 def _metadata(directory: Path, database: str) -> dict[str, Any]:
@@ -136,3 +141,21 @@ def _read(database: Path) -> bytes:
         return database.read_bytes()
     except OSError as error:
         raise EvalError(f"cannot read sql-eval database {database}: {error.strerror}") from None
+
+
+def add_data_argument(parser: argparse.ArgumentParser) -> None:
+    """Where the questions and databases come from."""
+    parser.add_argument(
+        "--data", type=Path, help=f"sql-eval directory (default: {DATA_DIR} in shared data)"
+    )
+
+
+SUITE = EvalSuite(
+    description="Score a checkpoint or a samples file on Defog sql-eval (SQLite) in a sandbox.",
+    benchmarks={BENCHMARK: lambda args: load_sql_eval(data_file(args.data, DATA_DIR, "--data"))},
+    toolchain=sandbox_python,
+    make_benchmark=sql_benchmark,
+    add_arguments=add_data_argument,
+    canonical=canonical_sample,
+    group=lambda task: task.category,
+)

@@ -1,90 +1,134 @@
-"""Create a specialist for a new language from this template.
+"""Create the package of a new language from this template.
 
-    python -m specialists.template.new --language go --extensions .go --grammar go
+    python -m specialists.template.new --language lua --extensions .lua --grammar lua --line-comment=--
 
-copies this folder to specialists/<language>/ (all but this command and its test), points its
-imports at the new package and writes its config.py from the flags.
+writes specialists/<language>/ (a BUILD, language.py and language_test.py, from files/):
+the language is then discovered by every command and by the orchestrator, and has its
+`:prepare`, `:train` and `:eval` targets and tests.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import json
+import string
 import sys
 from pathlib import Path
 
+from core.cli import run_main
 from data_tools.tree_sitter_filter import tree_sitter_parser
 
-TEMPLATE_DIR = Path(__file__).resolve().parent
-_NOT_COPIED = ("new.py", "new_test.py", "README.md", "__pycache__")
-_CONFIG = '''"""What makes this specialist's language."""
-
-from __future__ import annotations
-
-from pathlib import Path
-
-NAME = {name!r}
-EXTENSIONS = {extensions!r}
-GRAMMAR = {grammar!r}  # a tree-sitter-languages grammar name
-LINE_COMMENT = {line_comment!r}
-DEFAULT_ROOTS: tuple[Path, ...] = ({roots})
-INSTALL_HINT = {hint!r}
-'''
+TEMPLATE_DIR = Path(__file__).resolve().parent / "files"
+# Written file -> its template in TEMPLATE_DIR (a template named BUILD.* would be a BUILD file).
+TEMPLATES = {
+    "BUILD": "build.template",
+    "language.py": "language.py.template",
+    "language_test.py": "language_test.py.template",
+}
 
 
 class TemplateError(ValueError):
-    """A bad flag for the new specialist."""
+    """A bad flag for the new language."""
+
+
+def _string(value: str) -> str:
+    """A double-quoted Python string literal (the repo's format)."""
+    return json.dumps(value)
+
+
+def _tuple(items: list[str]) -> str:
+    """A Python tuple literal of already-written item literals."""
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
 
 def create(
-    specialists_dir: Path, name: str, extensions: list[str], grammar: str, line_comment: str,
+    specialists_dir: Path,
+    name: str,
+    extensions: list[str],
+    grammar: str,
+    line_comment: str,
     roots: list[str],
-) -> Path:  # fmt: skip
+) -> Path:
     """Write specialists_dir/<name>/ from the template; returns its path."""
     if not name.isidentifier() or not name.islower():
         raise TemplateError(f"--language must be a lower-case Python identifier, got {name!r}")
-    if not all(extension.startswith(".") for extension in extensions):
+    if not extensions or not all(extension.startswith(".") for extension in extensions):
         raise TemplateError(f"--extensions must start with a dot, got {extensions}")
+    if not line_comment.strip():
+        raise TemplateError("--line-comment must not be empty")
     tree_sitter_parser(grammar)  # a one-line GrammarError when the grammar is unknown
     target = specialists_dir / name
     if target.exists():
         raise TemplateError(f"{target} already exists")
-    shutil.copytree(TEMPLATE_DIR, target, ignore=shutil.ignore_patterns(*_NOT_COPIED))
-    for path in target.iterdir():
-        if path.suffix == ".py" or path.name == "BUILD":
-            text = path.read_text().replace("specialists.template", f"specialists.{name}")
-            path.write_text(text.replace("specialists/template", f"specialists/{name}"))
-    build = target / "BUILD"
-    build.write_text(build.read_text().split("\n# The template's own command")[0].rstrip() + "\n")
-    (target / "config.py").write_text(
-        _CONFIG.format(
-            name=name, extensions=tuple(extensions), grammar=grammar, line_comment=line_comment,
-            roots="".join(f"Path({root!r}), " for root in roots),
-            hint=f"put {name} source in one of the default roots",
-        )
-    )  # fmt: skip
+    values = {
+        "name": name,
+        "grammar": grammar,
+        "name_literal": _string(name),
+        "grammar_literal": _string(grammar),
+        "line_comment_literal": _string(line_comment),
+        "extensions_literal": _tuple([_string(extension) for extension in extensions]),
+        "roots_literal": _tuple([f"Path({_string(root)})" for root in roots]) if roots else "()",
+        "install_hint_literal": _string(f"put {name} source in one of DEFAULT_ROOTS"),
+    }
+    target.mkdir(parents=True)
+    for name, template in TEMPLATES.items():
+        text = string.Template((TEMPLATE_DIR / template).read_text()).substitute(values)
+        (target / name).write_text(text)
     return target
+
+
+def _take_line_comment(argv: list[str]) -> tuple[str | None, list[str]]:
+    """`--line-comment VALUE` or `--line-comment=VALUE` taken out of `argv` before argparse sees
+    it: Lua's and SQL's marker is "--", which argparse (3.11) drops as the end-of-options mark."""
+    rest: list[str] = []
+    value = None
+    arguments = iter(argv)
+    for argument in arguments:
+        if argument == "--line-comment":
+            value = next(arguments, None)
+            if value is None:
+                raise TemplateError("--line-comment needs a value")
+        elif argument.startswith("--line-comment="):
+            value = argument.removeprefix("--line-comment=")
+        else:
+            rest.append(argument)
+    return value, rest
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: errors print one line and exit 2."""
     parser = argparse.ArgumentParser(prog="python -m specialists.template.new", description=__doc__)
-    parser.add_argument("--language", required=True, help="the new specialist's name, e.g. go")
-    parser.add_argument("--extensions", nargs="+", required=True, help="file extensions, e.g. .go")
+    parser.add_argument("--language", required=True, help="the new language's name, e.g. lua")
+    parser.add_argument("--extensions", nargs="+", required=True, help="file extensions, e.g. .lua")
     parser.add_argument("--grammar", required=True, help="tree-sitter-languages grammar name")
-    parser.add_argument("--line-comment", default="//", help="line comment marker (default: //)")
+    parser.add_argument(
+        "--line-comment",
+        default="//",
+        help="line comment marker (default: //), e.g. --line-comment=-- for Lua",
+    )
     parser.add_argument("--roots", nargs="*", default=[], help="default local corpus directories")
-    parser.add_argument("--specialists-dir", type=Path, default=Path("specialists"),
-                        help="where specialists live (default: %(default)s, from the repo root)")  # fmt: skip
-    args = parser.parse_args(argv)
-    try:
-        target = create(args.specialists_dir, args.language, args.extensions, args.grammar,
-                        args.line_comment, args.roots)  # fmt: skip
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"created {target}; train it with `python -m specialists.{args.language}.train`")
-    return 0
+    parser.add_argument(
+        "--specialists-dir",
+        type=Path,
+        default=Path("specialists"),
+        help="where language packages live (default: %(default)s, from the repo root)",
+    )
+    arguments = sys.argv[1:] if argv is None else argv
+
+    def run() -> int:
+        line_comment, rest = _take_line_comment(arguments)
+        args = parser.parse_args(rest)
+        target = create(
+            args.specialists_dir, args.language, args.extensions, args.grammar,
+            line_comment or args.line_comment, args.roots,
+        )  # fmt: skip
+        print(
+            f"created {target}: test it with `./pants test {target}::`, train it with "
+            f"`./pants run {target}:train`"
+        )
+        return 0
+
+    return run_main(run)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,86 @@
+"""The one completion interface: a request type, the protocol every model serves it through, and
+the one function that cuts a completion at its stop strings.
+
+Evals, the orchestrator, its HTTP server and the train job's samples all build a
+`CompletionRequest` and hand it to a `Completer` (a local checkpoint, core/inference.py; a shared
+or remote one in the orchestrator). Pure Python: importing it does not load JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Protocol
+
+from core.cli import flag_field
+from core.config import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+    """How the next token is chosen: greedy at temperature 0, else sampled from the
+    temperature-scaled distribution restricted to the top_k tokens (0: all) and to the smallest
+    set whose probability reaches top_p (1.0: all)."""
+
+    temperature: float = flag_field(0.0, "sampling temperature; 0 is greedy")
+    top_k: int = flag_field(0, "sample among the k most likely tokens only (0: all)")
+    top_p: float = flag_field(1.0, "nucleus sampling: the smallest set reaching this mass")
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ConfigError(f"SamplingConfig.temperature must be >= 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ConfigError(f"SamplingConfig.top_k must be >= 0, got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"SamplingConfig.top_p must be in (0, 1], got {self.top_p}")
+
+    @property
+    def greedy(self) -> bool:
+        """Whether every sample of a prompt is the same (temperature 0)."""
+        return self.temperature == 0.0
+
+
+GREEDY = SamplingConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class CompletionRequest:
+    """`n_samples` completions of each prompt, at most `max_new_tokens` tokens each, cut before
+    the first of `stop`; `seed` fixes the sampled tokens."""
+
+    prompts: tuple[str, ...] = ()
+    n_samples: int = flag_field(1, "completions per prompt")
+    max_new_tokens: int = flag_field(128, "tokens per completion at most")
+    sampling: SamplingConfig = GREEDY
+    stop: tuple[str, ...] = flag_field((), "completions end before any of these strings")
+    seed: int = flag_field(0, "sampling seed")
+
+    def __post_init__(self) -> None:
+        if self.n_samples < 1:
+            raise ConfigError(f"CompletionRequest.n_samples must be positive, got {self.n_samples}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(
+                f"CompletionRequest.max_new_tokens must be positive, got {self.max_new_tokens}"
+            )
+
+    def for_prompts(self, prompts: Sequence[str]) -> CompletionRequest:
+        """The same settings for other prompts."""
+        return dataclasses.replace(self, prompts=tuple(prompts))
+
+    def settings(self) -> CompletionRequest:
+        """The request without its prompts: what decides whether two requests can share a batch."""
+        return dataclasses.replace(self, prompts=())
+
+
+class Completer(Protocol):
+    """A text-level model."""
+
+    def complete(self, request: CompletionRequest) -> list[list[str]]:
+        """`request.n_samples` completions per prompt, in prompt order, each cut at the stops."""
+        ...
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """`text` up to (not including) the earliest occurrence of any non-empty stop string."""
+    end = min((index for s in stop if s and (index := text.find(s)) >= 0), default=len(text))
+    return text[:end]

@@ -1,0 +1,71 @@
+"""The generic commands: `prepare` then `train` share one prepared dataset in the default place,
+languages are found by name or alias, and every user error is one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.layout import RunLayout, default_data_dir, default_run_dir
+from data_tools.testing import write_fixture_corpus
+from specialists.cli import main
+from specialists.languages import discover, language_named
+from specialists.testing import TINY_MODEL_FLAGS
+
+FLAGS = [*TINY_MODEL_FLAGS, "--steps", "2", "--batch-size", "2", "--seq-len", "32",
+         "--warmup-steps", "1", "--log-every", "1", "--eval-every", "2", "--eval-batches", "1",
+         "--save-every", "2", "--validation-fraction", "0.3", "--workers", "1",
+         "--no-progress"]  # fmt: skip
+
+
+def test_prepare_then_train_prepares_once_in_the_default_places(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_fixture_corpus(tmp_path / "src")
+    monkeypatch.chdir(tmp_path)
+    flags = [*FLAGS, "--source", "src", "--tokenizer-cache-dir", str(tmp_path / "tokenizers")]
+    assert main(["prepare", "--language", "python", *flags]) == 0
+    manifest = (default_data_dir("python", "test") / "manifest.json").read_text()
+    assert "near_dedup" in capsys.readouterr().out
+    assert main(["train", "--language", "py", *flags]) == 0
+    assert "(prepared before, reused)" in capsys.readouterr().out
+    assert (default_data_dir("python", "test") / "manifest.json").read_text() == manifest
+    layout = RunLayout(default_run_dir("python", "test"))
+    assert layout.data_dir() == default_data_dir("python", "test").absolute()
+    assert json.loads(layout.summary.read_text())["step"] == 2
+
+
+def test_languages_are_found_by_name_or_alias() -> None:
+    assert set(discover()) >= {"python", "rust", "js", "sql"}
+    assert language_named("JavaScript") is discover()["js"]
+    assert language_named("py") is discover()["python"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--language", "cobol"], "--language 'cobol': no specialists/<name> package"),
+        (["train", "--language", "python", "--seq-len", "1024"],
+         "TrainConfig.seq_len (1024) exceeds ModelConfig.max_seq_len (512)"),
+        (["prepare", "--language", "python", "--source", "/no/such/dir"], "does not exist"),
+        (["prepare", "--language", "python", "--dropout", "1.5"], "ModelConfig.dropout"),
+    ],
+)  # fmt: skip
+def test_user_errors_are_one_line(
+    argv: list[str], message: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message in error and error.count("\n") == 1
+
+
+def test_help_lists_a_commands_config_fields(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--language", "rust", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--num-layers", "--remat-policy", "--peak-lr", "--jaccard-threshold", "--fresh"):
+        assert flag in out
+    assert main(["--help"]) == 0 and "prepare" in capsys.readouterr().out
