@@ -72,10 +72,42 @@ class CompletionRequest:
         return dataclasses.replace(self, prompts=())
 
 
+@dataclasses.dataclass(frozen=True)
+class Completions:
+    """A request's answer: `texts[i]` holds prompt i's samples; the token counts (the model's own
+    tokens, as OpenAI's `usage` reports them) are per prompt: its prompt once, and its samples'
+    completions together."""
+
+    texts: list[list[str]]
+    prompt_tokens: list[int]
+    completion_tokens: list[int]
+
+    def __post_init__(self) -> None:
+        if not len(self.texts) == len(self.prompt_tokens) == len(self.completion_tokens):
+            raise ValueError("Completions: one text list and two token counts per prompt")
+
+    def rows(self, start: int, stop: int) -> Completions:
+        """The answer to prompts start..stop-1 alone."""
+        return Completions(
+            self.texts[start:stop],
+            self.prompt_tokens[start:stop],
+            self.completion_tokens[start:stop],
+        )
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Completions]) -> Completions:
+        """One answer from the answers to consecutive slices of the prompts."""
+        return cls(
+            [texts for part in parts for texts in part.texts],
+            [count for part in parts for count in part.prompt_tokens],
+            [count for part in parts for count in part.completion_tokens],
+        )
+
+
 class Completer(Protocol):
     """A text-level model."""
 
-    def complete(self, request: CompletionRequest) -> list[list[str]]:
+    def complete(self, request: CompletionRequest) -> Completions:
         """`request.n_samples` completions per prompt, in prompt order, each cut at the stops."""
         ...
 

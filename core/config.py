@@ -66,7 +66,7 @@ class ModelConfig:
     num_layers: int = flag_field(6, "transformer blocks")
     num_heads: int = flag_field(4, "query heads")
     num_kv_heads: int = flag_field(1, "key/value heads shared by the query heads (1: MQA)")
-    head_dim: int = flag_field(64, "features per head (hidden_dim = num_heads * head_dim)")
+    head_dim: int = flag_field(64, "features per head (the presets: hidden_dim / num_heads)")
     ffn_dim: int = flag_field(1024, "SwiGLU hidden width")
     max_seq_len: int = flag_field(512, "longest sequence the model serves, prompt + generation")
     dropout: float = flag_field(0.0, "dropout rate on the embeddings and each block's outputs")
@@ -81,6 +81,13 @@ class ModelConfig:
     attention: str = flag_field(
         "auto", f"training attention kernel, one of {ATTENTION_IMPLEMENTATIONS}"
     )
+    tie_embeddings: bool = flag_field(
+        True, "the output projection is the token embedding (else a separate lm_head)"
+    )
+    eos_id: int = flag_field(
+        0, "end-of-text id: separates packed files, ends generation (StarCoder2's <|endoftext|>)"
+    )
+    pad_id: int = flag_field(4, "padding id, never a loss target (StarCoder2's <fim_pad>)")
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -88,11 +95,6 @@ class ModelConfig:
             ("vocab_size", "hidden_dim", "num_layers", "num_heads", "num_kv_heads", "head_dim",
              "ffn_dim", "max_seq_len"),
         )  # fmt: skip
-        if self.hidden_dim != self.num_heads * self.head_dim:
-            raise ConfigError(
-                f"ModelConfig.hidden_dim ({self.hidden_dim}) must equal num_heads × head_dim "
-                f"({self.num_heads} × {self.head_dim} = {self.num_heads * self.head_dim})"
-            )
         if self.num_heads % self.num_kv_heads:
             raise ConfigError(
                 f"ModelConfig.num_heads ({self.num_heads}) must be a multiple of "
@@ -100,6 +102,14 @@ class ModelConfig:
             )
         if self.head_dim % 2:
             raise ConfigError(f"ModelConfig.head_dim must be even for RoPE, got {self.head_dim}")
+        for name in ("eos_id", "pad_id"):
+            if not 0 <= getattr(self, name) < self.vocab_size:
+                raise ConfigError(
+                    f"ModelConfig.{name} ({getattr(self, name)}) must be a token id below "
+                    f"vocab_size ({self.vocab_size})"
+                )
+        if self.eos_id == self.pad_id:
+            raise ConfigError(f"ModelConfig.eos_id and pad_id must differ, both are {self.eos_id}")
         _check_choice(self, "dtype", _DTYPES)
         _check_choice(self, "param_dtype", _DTYPES)
         _check_choice(self, "attention", ATTENTION_IMPLEMENTATIONS)
@@ -143,6 +153,12 @@ class TrainConfig:
     eval_batches: int = flag_field(4, "validation batches per evaluation")
     save_every: int = flag_field(200, "steps between checkpoints")
     keep_checkpoints: int = flag_field(3, "newest checkpoints kept")
+    export_hf_every: int = flag_field(
+        0, "steps between Hugging Face exports into the run's hf/step_N/ (0: none)"
+    )
+    init_from: str = flag_field(
+        "", "a run directory or Hugging Face directory whose weights start this run"
+    )
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -152,6 +168,10 @@ class TrainConfig:
         )  # fmt: skip
         if self.warmup_steps < 0:
             raise ConfigError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.export_hf_every < 0:
+            raise ConfigError(
+                f"TrainConfig.export_hf_every must be >= 0, got {self.export_hf_every}"
+            )
         if self.batch_size % self.grad_accum:
             raise ConfigError(
                 f"TrainConfig.batch_size ({self.batch_size}) must be a multiple of "

@@ -112,7 +112,8 @@ def test_for_backend_picks_compute_dtype_and_attention_but_keeps_the_preset():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"hidden_dim": 300}, "hidden_dim (300) must equal num_heads × head_dim"),
+        ({"eos_id": 49152}, "ModelConfig.eos_id (49152) must be a token id below vocab_size"),
+        ({"pad_id": 0}, "ModelConfig.eos_id and pad_id must differ"),
         ({"num_kv_heads": 3}, "multiple of num_kv_heads"),
         ({"head_dim": 63, "hidden_dim": 252}, "head_dim must be even"),
         ({"dtype": "int8"}, "ModelConfig.dtype must be one of"),

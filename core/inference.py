@@ -17,12 +17,12 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from core.checkpoint import CheckpointError, load_model
-from core.completion import CompletionRequest, SamplingConfig, cut_at_stop
+from core.completion import CompletionRequest, Completions, SamplingConfig, cut_at_stop
 from core.config import ModelConfig
 from core.generate import generate
 from core.layout import RunLayout
 from core.model import Transformer
-from core.tokenizer import EOS_ID, PAD_ID, load_tokenizer
+from core.tokenizer import load_tokenizer
 from core.train_step import loss_sum
 
 
@@ -45,11 +45,9 @@ class CheckpointCompleter:
         sampling: SamplingConfig,
         seed: int,
     ) -> list[list[int]]:
-        """Generated ids per prompt (EOS ends a row). Prompts keep their last tokens when they
-        would not fit in max_seq_len together with max_new_tokens."""
-        max_new_tokens = min(max_new_tokens, self.config.max_seq_len - 1)
-        keep = self.config.max_seq_len - max_new_tokens
-        prompts = [list(prompt)[-keep:] or [EOS_ID] for prompt in prompts]
+        """Generated ids per prompt (EOS ends a row), after `fit` trims the prompts."""
+        prompts, max_new_tokens = self.fit(prompts, max_new_tokens)
+        eos = self.config.eos_id
         outputs: list[list[int]] = []
         for start in range(0, len(prompts), self.batch_size):
             batch = prompts[start : start + self.batch_size]
@@ -60,32 +58,53 @@ class CheckpointCompleter:
                 padded,
                 max_new_tokens,
                 sampling=sampling,
-                stop_ids=(EOS_ID,),
+                stop_ids=(eos,),
                 rng=jax.random.fold_in(jax.random.key(seed), start),
             )
             outputs.extend(generation.token_lists()[: len(batch)])
         return outputs
 
-    def complete(self, request: CompletionRequest) -> list[list[str]]:
-        """`request.n_samples` completions per prompt, each cut before the first stop string."""
+    def fit(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int
+    ) -> tuple[list[list[int]], int]:
+        """The prompts and token budget as generated: at most max_seq_len - 1 new tokens, and
+        prompts keep their last tokens when they would not fit beside them."""
+        max_new_tokens = min(max_new_tokens, self.config.max_seq_len - 1)
+        keep = self.config.max_seq_len - max_new_tokens
+        return [list(prompt)[-keep:] or [self.config.eos_id] for prompt in prompts], max_new_tokens
+
+    def complete(self, request: CompletionRequest) -> Completions:
+        """`request.n_samples` completions per prompt, each cut before the first stop string;
+        a prompt's tokens are those the model read (see `fit`), a completion's those of its text
+        as returned (up to the stop)."""
         n = request.n_samples
-        encoded = [encoding.ids for encoding in self.tokenizer.encode_batch(list(request.prompts))]
+        encoded = self.fit(self._encode(list(request.prompts)), request.max_new_tokens)[0]
         repeated = [ids for ids in encoded for _ in range(n)]
         generated = self.complete_ids(
             repeated, request.max_new_tokens, request.sampling, request.seed
         )
         texts = [cut_at_stop(text, request.stop) for text in self.tokenizer.decode_batch(generated)]
-        return [texts[i : i + n] for i in range(0, len(texts), n)]
+        lengths = [len(ids) for ids in self._encode(texts)]
+        return Completions(
+            [texts[i : i + n] for i in range(0, len(texts), n)],
+            [len(ids) for ids in encoded],
+            [sum(lengths[i : i + n]) for i in range(0, len(texts), n)],
+        )
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        return [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
 
     def perplexity(self, texts: list[str]) -> float:
         """Token-level perplexity of `texts`, packed EOS-separated into max_seq_len rows."""
         stream = [
             token
             for encoding in self.tokenizer.encode_batch(texts)
-            for token in (*encoding.ids, EOS_ID)
+            for token in (*encoding.ids, self.config.eos_id)
         ]
         row_length = self.config.max_seq_len + 1
-        rows = np.full((math.ceil(len(stream) / row_length), row_length), PAD_ID, np.int32)
+        rows = np.full(
+            (math.ceil(len(stream) / row_length), row_length), self.config.pad_id, np.int32
+        )
         rows.flat[: len(stream)] = stream
         total, count = 0.0, 0.0
         for start in range(0, len(rows), self.batch_size):

@@ -6,6 +6,7 @@ A run directory (what training writes, and what evals, the orchestrator and expo
     tokenizer.json   the tokenizer the data was packed with
     data.json        which prepared-data directory the run trains on
     checkpoints/     orbax steps
+    hf/step_N/       Hugging Face exports written while training (--export-hf-every)
     metrics.jsonl    one JSON record per logged step
     loss.png         the loss curve
     samples.md       end-of-run sample completions
@@ -92,6 +93,10 @@ class RunLayout:
     @property
     def summary(self) -> Path:
         return self.root / "summary.json"
+
+    def hf_export(self, step: int) -> Path:
+        """Where training exports step `step` in Hugging Face's format (--export-hf-every)."""
+        return self.root / "hf" / f"step_{step}"
 
     def link_data(self, data_dir: Path) -> None:
         """Record that this run trains on the prepared data in `data_dir`."""

@@ -1,4 +1,5 @@
-"""Decoder-only transformer in flax.linen: MQA attention, RoPE, RMSNorm, SwiGLU, tied embeddings.
+"""Decoder-only transformer in flax.linen: MQA attention, RoPE, RMSNorm, SwiGLU, tied embeddings
+(or a separate output projection, `tie_embeddings=False`, as imported Llama checkpoints may have).
 
 Parameters live in `config.param_dtype` and compute runs in `config.dtype`; attention softmax and
 the output logits are float32. Every parameter carries logical axis names (see `logical_axes`),
@@ -272,14 +273,22 @@ class Transformer(nn.Module):
     deterministic: bool = True
 
     def setup(self) -> None:
+        cfg = self.config
         self.embed = nn.Embed(
-            self.config.vocab_size,
-            self.config.hidden_dim,
-            embedding_init=_kernel_init(self.config, ("vocab", "embed")),
-            dtype=self.config.dtype,
-            param_dtype=self.config.param_dtype,
+            cfg.vocab_size,
+            cfg.hidden_dim,
+            embedding_init=_kernel_init(cfg, ("vocab", "embed")),
+            dtype=cfg.dtype,
+            param_dtype=cfg.param_dtype,
         )
-        self.final_norm = _rms_norm(self.config, "final_norm")
+        if not cfg.tie_embeddings:
+            self.lm_head = self.param(
+                "lm_head",
+                _kernel_init(cfg, ("vocab", "embed")),
+                (cfg.vocab_size, cfg.hidden_dim),
+                jnp.dtype(cfg.param_dtype),
+            )
+        self.final_norm = _rms_norm(cfg, "final_norm")
 
     def __call__(
         self,
@@ -315,8 +324,9 @@ class Transformer(nn.Module):
         return nn.with_logical_constraint(logits, ACTIVATION_VOCAB)
 
     def output_embedding(self) -> Array:
-        """The tied output projection [V, D] as stored (the parameter dtype)."""
-        return self.embed.embedding
+        """The output projection [V, D] as stored (the parameter dtype): the token embedding,
+        or the separate lm_head of an untied model."""
+        return self.embed.embedding if self.config.tie_embeddings else self.lm_head
 
     def prefill(self, tokens: Array, positions: Array, segment_ids: Array) -> tuple[Array, KVCache]:
         """Run a prompt batch [B,S]: last-position logits [B,V] and every layer's keys/values."""
@@ -426,6 +436,23 @@ def unstack_layers(params: Params, config: ModelConfig) -> tuple[Params, ModelCo
     for index in range(config.num_layers):
         unstacked[f"layer_{index}"] = jax.tree.map(operator.itemgetter(index), params["layers"])
     return unstacked, dataclasses.replace(config, scan_layers=False)
+
+
+def stack_layers(params: Params, config: ModelConfig) -> tuple[Params, ModelConfig]:
+    """The inverse of `unstack_layers`: the layers as one stacked "layers" entry, scanned."""
+    if config.scan_layers:
+        return params, config
+    names = [f"layer_{index}" for index in range(config.num_layers)]
+    stacked = {name: value for name, value in params.items() if name not in names}
+    stacked["layers"] = jax.tree.map(lambda *layers: jnp.stack(layers), *(params[n] for n in names))
+    return stacked, dataclasses.replace(config, scan_layers=True)
+
+
+def relayout_layers(params: Params, config: ModelConfig, scan_layers: bool) -> Params:
+    """`params` of `config` arranged for a model with `scan_layers` (stacked or one per layer)."""
+    if scan_layers:
+        return stack_layers(params, config)[0]
+    return unstack_layers(params, config)[0]
 
 
 def count_params(config: ModelConfig) -> int:

@@ -259,7 +259,19 @@ def test_dropout_applies_only_when_not_deterministic(params):
 
 
 def test_invalid_config_is_rejected_with_config_error():
-    with pytest.raises(ConfigError, match="hidden_dim"):
-        dataclasses.replace(TINY, hidden_dim=60)
+    with pytest.raises(ConfigError, match="head_dim must be even"):
+        dataclasses.replace(TINY, head_dim=15)
     with pytest.raises(ConfigError, match="attention"):
         dataclasses.replace(TINY, attention="flash")
+
+
+def test_untied_model_has_its_own_output_projection():
+    untied = dataclasses.replace(TINY, tie_embeddings=False)
+    params = init_params(untied, jax.random.key(0))
+    assert params["lm_head"].shape == params["embed"]["embedding"].shape
+    assert count_params(untied) == count_params(TINY) + TINY.vocab_size * TINY.hidden_dim
+    tokens = random_tokens(3, (1, 6))
+    logits = forward(params, tokens, config=untied)
+    hidden = forward(params, tokens, config=untied, return_hidden=True)
+    np.testing.assert_allclose(logits, hidden @ params["lm_head"].T, rtol=1e-5, atol=1e-5)
+    assert logical_axes(untied)["lm_head"] == jax.sharding.PartitionSpec("vocab", "embed")

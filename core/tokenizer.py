@@ -22,6 +22,7 @@ SPECIAL_TOKENS: tuple[str, ...] = (
     "<pr_review>", "<pr_review_state>", "<pr_review_comment>", "<pr_in_reply_to_review_id>",
     "<pr_in_reply_to_comment_id>", "<pr_diff_hunk>", "<NAME>", "<EMAIL>", "<KEY>", "<PASSWORD>",
 )  # fmt: skip
+# StarCoder2's ids, the default ModelConfig.eos_id and pad_id (an imported model brings its own).
 EOS_ID = 0  # "<|endoftext|>": also the separator between packed files.
 PAD_ID = 4  # "<fim_pad>"
 STARCODER2_VOCAB_SIZE = 49152
@@ -45,18 +46,36 @@ def load_tokenizer(source: str | Path) -> Tokenizer:
     except Exception as error:  # tokenizers raises plain Exception subclasses for I/O and parse.
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TokenizerError(f"cannot load tokenizer {str(source)!r}: {detail}") from error
-    check_special_tokens(tokenizer, str(source))
     return tokenizer
 
 
-def check_special_tokens(tokenizer: Tokenizer, source: str) -> None:
-    """Raise TokenizerError unless EOS and PAD sit at EOS_ID and PAD_ID."""
-    for token, expected in ((SPECIAL_TOKENS[EOS_ID], EOS_ID), (SPECIAL_TOKENS[PAD_ID], PAD_ID)):
-        actual = tokenizer.token_to_id(token)
-        if actual != expected:
-            raise TokenizerError(
-                f"tokenizer {source!r} has {token} at id {actual}, expected {expected}"
-            )
+def check_special_ids(tokenizer: Tokenizer, eos_id: int, pad_id: int, source: str) -> None:
+    """Raise TokenizerError unless a model's EOS and PAD ids fit `tokenizer`.
+
+    A tokenizer with StarCoder2's special tokens must have "<|endoftext|>" at `eos_id` and
+    "<fim_pad>" at `pad_id`; another must have a special token at `eos_id`, and `pad_id` must be
+    a special token or lie past its vocabulary (a spare embedding row no text encodes to).
+    """
+    specials = {
+        index: token.content
+        for index, token in tokenizer.get_added_tokens_decoder().items()
+        if token.special
+    }
+    if SPECIAL_TOKENS[EOS_ID] in specials.values():
+        for token, expected in ((SPECIAL_TOKENS[EOS_ID], eos_id), (SPECIAL_TOKENS[PAD_ID], pad_id)):
+            actual = tokenizer.token_to_id(token)
+            if actual != expected:
+                raise TokenizerError(
+                    f"tokenizer {source!r} has {token} at id {actual}, the model expects {expected}"
+                )
+        return
+    if eos_id not in specials:
+        raise TokenizerError(f"tokenizer {source!r} has no special token at the EOS id {eos_id}")
+    if pad_id not in specials and pad_id < tokenizer.get_vocab_size():
+        raise TokenizerError(
+            f"tokenizer {source!r}: the pad id {pad_id} is an ordinary token, so padding would "
+            "hide it from the loss"
+        )
 
 
 def new_bpe_tokenizer() -> Tokenizer:

@@ -11,6 +11,7 @@ from core.tokenizer import (
     STARCODER2_VOCAB_SIZE,
     TokenizerError,
     bpe_trainer,
+    check_special_ids,
     load_tokenizer,
     new_bpe_tokenizer,
     tokenizer_hash,
@@ -71,8 +72,21 @@ def test_wrong_special_token_ids_are_rejected(tmp_path: Path) -> None:
     reordered = trainers.BpeTrainer(vocab_size=300, special_tokens=list(reversed(SPECIAL_TOKENS)))
     other.train_from_iterator(_CORPUS, trainer=reordered)
     other.save(str(tmp_path / "tokenizer.json"))
-    with pytest.raises(TokenizerError, match=re.escape("<|endoftext|> at id")):
-        load_tokenizer(tmp_path)
+    with pytest.raises(TokenizerError, match=re.escape("<|endoftext|> at id 36, the model")):
+        check_special_ids(load_tokenizer(tmp_path), EOS_ID, PAD_ID, "other")
+    check_special_ids(other, 36, 32, "other")  # where this one keeps them
+
+
+def test_a_foreign_tokenizer_needs_a_special_eos_and_a_pad_outside_the_text(tokenizer) -> None:
+    foreign = new_bpe_tokenizer()
+    foreign.train_from_iterator(
+        _CORPUS, trainer=trainers.BpeTrainer(vocab_size=300, special_tokens=["</s>"])
+    )
+    check_special_ids(foreign, 0, 300, "foreign")  # pad: a spare embedding row
+    with pytest.raises(TokenizerError, match="no special token at the EOS id 5"):
+        check_special_ids(foreign, 5, 300, "foreign")
+    with pytest.raises(TokenizerError, match="pad id 7 is an ordinary token"):
+        check_special_ids(foreign, 0, 7, "foreign")
 
 
 def test_missing_tokenizer_is_one_clear_error(tmp_path: Path) -> None:

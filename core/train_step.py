@@ -29,7 +29,6 @@ from core.sharding import (
     mesh_context,
     replicated,
 )
-from core.tokenizer import EOS_ID, PAD_ID
 
 Metrics = dict[str, jax.Array]
 
@@ -53,15 +52,16 @@ class Batch(NamedTuple):
     loss_mask: jax.Array
 
 
-def prepare_batch(rows: jax.Array) -> Batch:
-    """Split rows [B, S+1] into next-token inputs/targets with packed-file segments."""
+def prepare_batch(rows: jax.Array, eos_id: int, pad_id: int) -> Batch:
+    """Split rows [B, S+1] into next-token inputs/targets with packed-file segments: a segment
+    ends after each `eos_id`, and `pad_id` targets carry no loss."""
     inputs, targets = rows[:, :-1], rows[:, 1:]
-    is_eos = inputs == EOS_ID
+    is_eos = inputs == eos_id
     segment_ids = jnp.cumsum(is_eos, axis=1, dtype=jnp.int32) - is_eos
     index = jnp.arange(inputs.shape[1], dtype=jnp.int32)
     starts_segment = jnp.pad(is_eos[:, :-1], ((0, 0), (1, 0)), constant_values=True)
     segment_start = jax.lax.cummax(jnp.where(starts_segment, index, 0), axis=1)
-    return Batch(inputs, targets, index - segment_start, segment_ids, targets != PAD_ID)
+    return Batch(inputs, targets, index - segment_start, segment_ids, targets != pad_id)
 
 
 def loss_sum(
@@ -71,7 +71,7 @@ def loss_sum(
 
     A model built with deterministic=False needs `dropout_rng`.
     """
-    batch = prepare_batch(rows)
+    batch = prepare_batch(rows, model.config.eos_id, model.config.pad_id)
     hidden = model.apply(
         {"params": params},
         batch.inputs,
@@ -142,6 +142,7 @@ class StepFunctions(NamedTuple):
     train: Callable[[TrainState, jax.Array], tuple[TrainState, Metrics]]
     eval: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]
     init: Callable[[], TrainState]
+    init_from: Callable[[Any], TrainState]  # a fresh state around given parameters
     state_shardings: TrainState
     abstract_state: TrainState
 
@@ -160,10 +161,13 @@ def build_steps(model_config: ModelConfig, train_config: TrainConfig, mesh: Mesh
     training_model = Transformer(model_config, deterministic=not model_config.dropout)
     tx = make_optimizer(train_config, logical_axes(model_config))
 
+    def create_from(params: Any) -> TrainState:
+        rng = jax.random.PRNGKey(train_config.seed)
+        return TrainState.create(apply_fn=model.apply, params=params, tx=tx, rng=rng)
+
     def create() -> TrainState:
         rng = jax.random.PRNGKey(train_config.seed)
-        params = init_params(model_config, jax.random.fold_in(rng, 0))
-        return TrainState.create(apply_fn=model.apply, params=params, tx=tx, rng=rng)
+        return create_from(init_params(model_config, jax.random.fold_in(rng, 0)))
 
     abstract = jax.eval_shape(create)
     param_shardings = logical_to_shardings(logical_axes(model_config), mesh)
@@ -197,10 +201,12 @@ def build_steps(model_config: ModelConfig, train_config: TrainConfig, mesh: Mesh
         out_shardings=replicated(mesh),
     )
     init = jax.jit(create, out_shardings=state_shardings)
+    init_from = jax.jit(create_from, in_shardings=(param_shardings,), out_shardings=state_shardings)
     return StepFunctions(
         train=_in_mesh(train, mesh),
         eval=_in_mesh(evaluate, mesh),
         init=_in_mesh(init, mesh),
+        init_from=_in_mesh(init_from, mesh),
         state_shardings=state_shardings,
         abstract_state=abstract_state,
     )

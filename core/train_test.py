@@ -32,7 +32,7 @@ def random_rows(seed: int, batch: int = 8, length: int = 33) -> np.ndarray:
 
 def test_prepare_batch_segments_positions_and_pad_mask():
     rows = jnp.array([[7, 8, EOS_ID, 9, 10, EOS_ID, PAD_ID, PAD_ID]])
-    batch = prepare_batch(rows)
+    batch = prepare_batch(rows, EOS_ID, PAD_ID)
     np.testing.assert_array_equal(batch.inputs, [[7, 8, EOS_ID, 9, 10, EOS_ID, PAD_ID]])
     np.testing.assert_array_equal(batch.targets, [[8, EOS_ID, 9, 10, EOS_ID, PAD_ID, PAD_ID]])
     np.testing.assert_array_equal(batch.segment_ids, [[0, 0, 0, 1, 1, 1, 2]])
@@ -49,7 +49,7 @@ def test_loss_ignores_pad_targets_and_matches_full_logits():
 
     @jax.jit
     def chunked_and_direct(params, rows):
-        batch = prepare_batch(rows)
+        batch = prepare_batch(rows, EOS_ID, PAD_ID)
         logits = model.apply({"params": params}, batch.inputs, batch.positions, batch.segment_ids)
         log_probs = jax.nn.log_softmax(logits)
         losses = -jnp.take_along_axis(log_probs, batch.targets[..., None], -1)[..., 0]

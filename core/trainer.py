@@ -14,7 +14,7 @@ import json
 import math
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,6 +46,16 @@ class BatchSource(Protocol):
 
 
 ValidationBatches = Callable[[], Iterable[np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Hook:
+    """Work the loop does every `every` steps and after the last one: `run(step, state)`, after
+    that step's metrics and checkpoint, on every process (one that writes files does so on
+    process 0)."""
+
+    every: int
+    run: Callable[[int, Any], None]
 
 
 class LossDivergedError(RuntimeError):
@@ -124,8 +134,12 @@ def train(
     validation_batches: ValidationBatches,
     output_dir: str | Path,
     stop: StopRequest | None = None,
+    init: Callable[[], Any] | None = None,
+    hooks: Sequence[Hook] = (),
 ) -> TrainResult:
-    """Train to `train_config.steps`, resuming from the newest checkpoint in `output_dir`.
+    """Train to `train_config.steps`, resuming from the newest checkpoint in `output_dir`; a run
+    without one starts from the parameters `init()` returns when given (a warm start), else from
+    a fresh initialisation.
 
     Raises LossDivergedError when the loss stops being finite; the bad state is not saved.
     """
@@ -145,7 +159,7 @@ def train(
             batches,
             validation_batches,
             layout,
-            _Session(mesh, steps, checkpointer, stop, is_main),
+            _Session(mesh, steps, checkpointer, stop, is_main, init, tuple(hooks)),
         )
 
 
@@ -158,6 +172,8 @@ class _Session:
     checkpointer: Checkpointer
     stop: StopRequest
     is_main: bool
+    init: Callable[[], Any] | None
+    hooks: tuple[Hook, ...]
 
 
 def _start(session: _Session, batches: BatchSource, metrics_path: Path) -> tuple[int, Any]:
@@ -166,7 +182,9 @@ def _start(session: _Session, batches: BatchSource, metrics_path: Path) -> tuple
     if start is None:
         if session.is_main:
             metrics_path.unlink(missing_ok=True)
-        return 0, session.steps.init()
+        if session.init is None:
+            return 0, session.steps.init()
+        return 0, session.steps.init_from(session.init())
     state, loader_state = session.checkpointer.restore(session.steps.abstract_state, start)
     batches.restore(loader_state)
     if session.is_main:
@@ -220,7 +238,8 @@ def _loop(
         done = step == train_config.steps or stop.signal_name is not None
         evaluate = step % train_config.eval_every == 0 or done
         save = step % train_config.save_every == 0 or done
-        if not (step % train_config.log_every == 0 or evaluate or save):
+        hooked = [hook for hook in session.hooks if step % hook.every == 0 or done]
+        if not (step % train_config.log_every == 0 or evaluate or save or hooked):
             continue
         records = _fetch(pending)
         pending.clear()
@@ -241,6 +260,8 @@ def _loop(
             progress.set_postfix(
                 loss=f"{summary['loss']:.4f}", tok_s=f"{summary['tokens_per_s']:.0f}"
             )
+        for hook in hooked:
+            hook.run(step, state)
         throughput.restart()
         if stop.signal_name is not None:
             break

@@ -5,14 +5,15 @@ import json
 import signal
 from typing import Any
 
+import jax
 import numpy as np
 import pytest
 
-from core.checkpoint import Checkpointer
+from core.checkpoint import Checkpointer, load_model
 from core.config import TrainConfig
 from core.layout import RunLayout
 from core.testing import TINY_TRAINED
-from core.trainer import LossDivergedError, StopRequest, train
+from core.trainer import Hook, LossDivergedError, StopRequest, train
 
 pytestmark = pytest.mark.usefixtures("compilation_cache")
 TINY = TINY_TRAINED
@@ -158,3 +159,21 @@ def test_dropout_trains_differently_and_still_resumes_exactly(uninterrupted, tmp
     resumed = train(noisy, TRAIN, CountingSource(), validation, tmp_path / "resumed")
     assert resumed.step_losses == {s: full.step_losses[s] for s in (3, 4, 5, 6)}
     assert resumed.final_val_loss == full.final_val_loss
+
+
+def test_hooks_run_every_n_steps_and_after_the_last(tmp_path):
+    calls = []
+    hooks = [Hook(4, lambda step, state: calls.append((step, int(state.step))))]
+    train(TINY, TRAIN, CountingSource(), validation, tmp_path, hooks=hooks)
+    assert calls == [(4, 4), (6, 6)]
+
+
+def test_a_warm_start_begins_from_the_given_parameters(uninterrupted, tmp_path):
+    run_dir, _ = uninterrupted
+    _, trained = load_model(RunLayout(run_dir).checkpoints)
+    frozen = dataclasses.replace(TRAIN, peak_lr=1e-30, weight_decay=0.0)
+    started = train(TINY, frozen, CountingSource(), validation, tmp_path, init=lambda: trained)
+    _, after = load_model(RunLayout(tmp_path).checkpoints)
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(after), jax.device_get(trained))
+    fresh = train(TINY, frozen, CountingSource(), validation, tmp_path / "fresh")
+    assert started.first_loss < fresh.first_loss  # the trained weights already fit the data

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from core.config import DataConfig
 from core.data import SPLITS, ShardWriter
-from core.tokenizer import EOS_ID, PAD_ID, TokenizerError
+from core.tokenizer import TokenizerError
 from data_tools.corpus import CorpusStore
 
 _ENCODE_BATCH_FILES = 256
@@ -42,12 +42,15 @@ def pack(
     directory: Path,
     row_length: int,
     max_tokens: int | None,
+    eos_id: int,
+    pad_id: int,
 ) -> tuple[dict[str, dict[str, Any]], int]:
     """Write train/validation shards of `row_length`-token rows to `directory`; with a
     `max_tokens` budget, stop once train holds that many tokens and validation its share
     (`validation_budget`); None packs every file.
 
-    Files go in content-hash order, each followed by EOS; `encode_batch` tokenizes a batch of
+    Files go in content-hash order, each followed by `eos_id`; the last row is padded with
+    `pad_id`; `encode_batch` tokenizes a batch of
     files on all cores. Special-token text inside a file is encoded as plain text, so only the
     separators this function adds are EOS. The first `ROUND_TRIP_FILES` files are decoded
     again: a lossy tokenizer raises TokenizerError naming the file.
@@ -56,7 +59,7 @@ def pack(
     """
     tokenizer.encode_special_tokens = True
     writers = {
-        split: ShardWriter(directory, split, row_length, config.shard_rows, PAD_ID)
+        split: ShardWriter(directory, split, row_length, config.shard_rows, pad_id)
         for split in SPLITS
     }
     files = dict.fromkeys(SPLITS, 0)
@@ -78,7 +81,7 @@ def pack(
                 if tokenizer.decode(encoding.ids, skip_special_tokens=False) != text:
                     raise TokenizerError(f"tokenizer does not round-trip file {file_id}")
                 round_trips += 1
-            writers[split].add(np.append(np.asarray(encoding.ids, dtype=np.int32), EOS_ID))
+            writers[split].add(np.append(np.asarray(encoding.ids, dtype=np.int32), eos_id))
             files[split] += 1
             if split == "train":
                 progress.update(len(encoding.ids) + 1)

@@ -14,7 +14,7 @@ from typing import Any
 from core.config import DataConfig, RunConfig, to_dict
 from core.data import MANIFEST_FILE
 from core.language import Language
-from core.tokenizer import TokenizerError
+from core.tokenizer import TokenizerError, check_special_ids
 from data_tools.corpus import CorpusStore, build_corpus
 from data_tools.pack import pack
 from data_tools.sources import walk_tree
@@ -98,9 +98,11 @@ def prepare(
             f"tokenizer {tokenizer_info['source']!r} has {tokenizer_info['vocab_size']} ids, more "
             f"than ModelConfig.vocab_size ({run.model.vocab_size})"
         )
+    check_special_ids(tokenizer, run.model.eos_id, run.model.pad_id, tokenizer_info["source"])
     seq_len, budget = run.train.seq_len, run.token_budget()
     pack_key = _digest({"corpus": stats["key"], "tokenizer": tokenizer_info["hash"],
                         "seq_len": seq_len, "max_tokens": budget,
+                        "eos_id": run.model.eos_id, "pad_id": run.model.pad_id,
                         "validation_fraction": config.validation_fraction,
                         "shard_rows": config.shard_rows})  # fmt: skip
     manifest_path = out_dir / MANIFEST_FILE
@@ -110,7 +112,10 @@ def prepare(
             return manifest | {"reused": True}
     for old_shard in out_dir.glob("*.npy"):
         old_shard.unlink()
-    splits, round_trip_files = pack(store, tokenizer, config, out_dir, seq_len + 1, budget)
+    model = run.model
+    splits, round_trip_files = pack(
+        store, tokenizer, config, out_dir, seq_len + 1, budget, model.eos_id, model.pad_id
+    )
     manifest = {
         "language": language.name,
         "sources": source_list,
@@ -120,6 +125,8 @@ def prepare(
         "dropped": stats["dropped"],
         "seq_len": seq_len,
         "row_length": seq_len + 1,
+        "eos_id": run.model.eos_id,
+        "pad_id": run.model.pad_id,
         "max_tokens": budget,
         "splits": splits,
         "tokenizer": tokenizer_info | {"round_trip_files": round_trip_files},

@@ -87,7 +87,7 @@ def complete_tasks(
     task id."""
     outputs = completer.complete(
         dataclasses.replace(request, prompts=tuple(task.prompt for task in tasks), stop=tuple(stop))
-    )
+    ).texts
     # A completer promises to cut at the stops; cutting again keeps scores independent of that.
     return {
         task.task_id: [cut_at_stop(text, stop) for text in completions]

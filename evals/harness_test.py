@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.completion import CompletionRequest, SamplingConfig
+from core.completion import CompletionRequest, Completions, SamplingConfig
 from evals.errors import EvalError
 from evals.harness import Benchmark, evaluate, generate
 from evals.sandbox import Limits, Program, Sandbox
@@ -41,9 +41,10 @@ class FakeCompleter:
         self.texts = texts
         self.calls: list[CompletionRequest] = []
 
-    def complete(self, request: CompletionRequest) -> list[list[str]]:
+    def complete(self, request: CompletionRequest) -> Completions:
         self.calls.append(request)
-        return [list(self.texts) for _ in request.prompts]
+        count = len(request.prompts)
+        return Completions([list(self.texts) for _ in request.prompts], [0] * count, [0] * count)
 
 
 @pytest.fixture(scope="module")

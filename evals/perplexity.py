@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 
 from core.completion import Completer
 from core.data import MANIFEST_FILE, PackedDataset
-from core.tokenizer import EOS_ID, tokenizer_hash
+from core.tokenizer import tokenizer_hash
 from evals.errors import EvalError
 
 DEFAULT_MAX_FILES = 200
@@ -87,7 +87,7 @@ def packed_texts(data_dir: Path, split: str, tokenizer: Tokenizer, max_files: in
             break
         row = dataset[index]
         start = 0
-        for end in np.flatnonzero(row == EOS_ID):
+        for end in np.flatnonzero(row == dataset.manifest["eos_id"]):
             files.append(np.concatenate([*pending, row[start:end]]).tolist())
             pending, start = [], int(end) + 1
         pending.append(row[start:])

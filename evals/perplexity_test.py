@@ -52,6 +52,7 @@ def pack_split(directory: Path, texts: list[str], tokenizer: Tokenizer, seq_len:
         writer.add(np.append(np.asarray(encoding.ids, dtype=np.int32), EOS_ID))
     manifest = {
         "seq_len": seq_len,
+        "eos_id": EOS_ID,
         "splits": {"validation": writer.close()},
         "tokenizer": {"hash": tokenizer_hash(tokenizer)},
     }

@@ -6,9 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 
+from core.checkpoint import load_model
+from core.export_hf import export_run
+from core.hf import read_config
 from core.layout import RunLayout, default_data_dir, default_run_dir
+from core.tokenizer import load_tokenizer, tokenizer_hash
 from data_tools.testing import write_fixture_corpus
 from specialists.cli import main
 from specialists.languages import discover, language_named
@@ -69,3 +75,29 @@ def test_help_lists_a_commands_config_fields(capsys) -> None:
     for flag in ("--num-layers", "--remat-policy", "--peak-lr", "--jaccard-threshold", "--fresh"):
         assert flag in out
     assert main(["--help"]) == 0 and "prepare" in capsys.readouterr().out
+
+
+def test_a_warm_start_from_an_export_trains_on_its_tokenizer_and_exports_while_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_fixture_corpus(tmp_path / "src")
+    monkeypatch.chdir(tmp_path)
+    common = [*FLAGS, "--source", "src", "--tokenizer-cache-dir", str(tmp_path / "tokenizers")]
+    assert main(["train", "--language", "python", *common, "--out", "first"]) == 0
+    export_run(Path("first"), Path("first-hf"), dtype="float32")
+    # The source decides the architecture: flags for it are overridden, not mixed in.
+    warm = [*common, "--out", "warm", "--data-dir", "warm-data", "--init-from", "first-hf",
+            "--num-layers", "3", "--peak-lr", "1e-30", "--weight-decay", "0",
+            "--export-hf-every", "1"]  # fmt: skip
+    assert main(["train", "--language", "python", *warm]) == 0
+    layout = RunLayout(Path("warm"))
+    config = json.loads(layout.config.read_text())
+    assert config["train"]["init_from"] == "first-hf" and config["model"]["num_layers"] == 1
+    assert tokenizer_hash(load_tokenizer(layout.tokenizer)) == tokenizer_hash(
+        load_tokenizer(Path("first-hf"))
+    )
+    _, source = load_model(RunLayout(Path("first")).checkpoints)
+    _, started = load_model(layout.checkpoints)
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(started), jax.device_get(source))
+    assert sorted(path.name for path in (layout.root / "hf").iterdir()) == ["step_1", "step_2"]
+    assert read_config(layout.hf_export(2))["architectures"] == ["LlamaForCausalLM"]

@@ -21,16 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import jax
+from jax.experimental import multihost_utils
 
 from core.completion import CompletionRequest
+from core.config import ModelConfig, RunConfig
 from core.data import BatchLoader, PackedDataset, eval_batches
+from core.export_hf import export_params
 from core.inference import load_completer
 from core.language import Language
 from core.layout import RunLayout, default_data_dir, default_run_dir
 from core.run_flags import add_run_config_args, run_config_from_args
 from core.sharding import maybe_initialize_distributed
 from core.tokenizer import load_tokenizer
-from core.trainer import read_metrics, train
+from core.trainer import Hook, read_metrics, train
+from core.warm_start import initial_params, warm_run
 from data_tools.prepare import prepare
 from data_tools.summary import summary_table
 
@@ -78,14 +82,32 @@ def data_dir(language: Language, args: argparse.Namespace) -> Path:
     return args.data_dir or default_data_dir(language.name, args.config)
 
 
-def prepare_data(language: Language, args: argparse.Namespace) -> dict[str, Any]:
-    """Run (or reuse) the data pipeline for the flags; returns the manifest."""
-    return prepare(language, run_config_from_args(args), data_dir(language, args), args.source)
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The run's configs from the flags; a warm start takes its architecture and tokenizer from
+    its --init-from source."""
+    return warm_run(run_config_from_args(args))
+
+
+def prepare_data(language: Language, run: RunConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """Run (or reuse) the data pipeline for `run`; returns the manifest."""
+    return prepare(language, run, data_dir(language, args), args.source)
 
 
 def prepare_job(language: Language, args: argparse.Namespace) -> str:
     """The `prepare` command: the data pipeline, then its summary table."""
-    return summary_table(prepare_data(language, args))
+    return summary_table(prepare_data(language, run_config(args), args))
+
+
+def export_hook(layout: RunLayout, model: ModelConfig, every: int) -> Hook:
+    """Training's --export-hf-every: the run's parameters in Hugging Face's format at
+    hf/step_N/ every `every` steps and at the end."""
+
+    def export(step: int, state: Any) -> None:
+        params = multihost_utils.process_allgather(state.params)
+        if jax.process_index() == 0:
+            export_params(layout.hf_export(step), params, model, layout, step, "bfloat16")
+
+    return Hook(every, export)
 
 
 def _start_fresh(layout: RunLayout) -> None:
@@ -102,7 +124,7 @@ def write_samples(language: Language, layout: RunLayout, seed: int) -> dict[str,
     """Greedy completions of the language's sample prompts into samples.md; how many parse."""
     prompts = language.sample_prompts
     request = CompletionRequest(prompts, max_new_tokens=SAMPLE_NEW_TOKENS, seed=seed)
-    completions = load_completer(layout.root).complete(request)
+    completions = load_completer(layout.root).complete(request).texts
     lines = [f"# {len(prompts)} greedy completions ({SAMPLE_NEW_TOKENS} new tokens at most)", ""]
     parsed = 0
     for index, (prompt, (completion,)) in enumerate(zip(prompts, completions, strict=True), 1):
@@ -156,11 +178,11 @@ def train_job(language: Language, args: argparse.Namespace) -> dict[str, Any]:
     """The `train` command: prepare (or reuse) data, train, sample; returns the summary it
     writes to the run's summary.json."""
     maybe_initialize_distributed()
-    run = run_config_from_args(args)
+    run = run_config(args)
     layout = RunLayout(args.out or default_run_dir(language.name, args.config))
     if args.fresh:
         _start_fresh(layout)
-    manifest = prepare_data(language, args)
+    manifest = prepare_data(language, run, args)
     layout.link_data(data_dir(language, args))
     _install_tokenizer(manifest, layout)
     loader = BatchLoader(
@@ -171,12 +193,16 @@ def train_job(language: Language, args: argparse.Namespace) -> dict[str, Any]:
         jax.process_count(),
     )
     validation = PackedDataset(data_dir(language, args), "validation")
+    source = run.train.init_from
+    hooks = [export_hook(layout, run.model, run.train.export_hf_every)]
     result = train(
         run.model,
         run.train,
         loader,
         lambda: eval_batches(validation, run.train.batch_size, run.train.eval_batches),
         layout.root,
+        init=(lambda: initial_params(source, run.model)) if source else None,
+        hooks=hooks if run.train.export_hf_every else (),
     )
     history = read_metrics(layout.metrics)
     summary = {
