@@ -18,7 +18,7 @@ from orchestrator.pipeline import Orchestrator
 
 async def _print_answer(orchestrator: Orchestrator, request: str) -> None:
     async for piece in orchestrator.stream(request):
-        print(piece, end="", flush=True)
+        print(piece.text, end="", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

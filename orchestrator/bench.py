@@ -3,12 +3,14 @@ another, and requests/s under concurrent clients.
 
 Each request plans into three independent subtasks. "sequential" runs them one per generate call,
 one call at a time; "batched" sends each specialist's share in one call, specialists at once.
-Specialists are TEST-config checkpoints from --specialist LANG=RUN_DIR (or outputs/<lang>-test);
-with none, random-init TEST models with a tokenizer trained on this repo's sources stand in
-(speed does not depend on the weights; the output says which was used). Timings are the best of
---repeats after a warm-up (the machine may be shared). Parts are not repaired (--max-repairs 0),
-so both modes do the same work whatever the weights write. Throughput is measured twice: with
-one call at a time per specialist, and with concurrent requests' calls merged (sharing.py).
+Specialists are TEST-config checkpoints, or endpoints serving them, from --specialist
+LANG=RUN_DIR|URL (or outputs/<lang>-test); with none, random-init TEST models with a tokenizer
+trained on this repo's sources stand in (speed does not depend on the weights; the output says
+which was used). Timings are the best of --repeats after a warm-up (the machine may be shared).
+Parts are not repaired (--max-repairs 0), so both modes do the same work whatever the weights
+write. Throughput is measured twice: with one call at a time per specialist, and with concurrent
+requests' calls merged (sharing.py; an endpoint is called concurrently in both, its server
+batches).
 
     python -m orchestrator.bench --json bench.json
 """
@@ -31,9 +33,10 @@ import jax
 
 from core.cli import run_main
 from core.config import TEST
-from core.inference import CheckpointCompleter, load_completer
+from core.inference import CheckpointCompleter
 from core.model import init_params
 from core.tokenizer import train_tokenizer
+from orchestrator.cli import load_specialists
 from orchestrator.executor import ExecutionConfig
 from orchestrator.pipeline import Orchestrator
 from orchestrator.registry import build_registry, default_run_dirs, parse_specialist_flags
@@ -137,8 +140,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--specialist",
         action="append",
         default=[],
-        metavar="LANG=RUN_DIR",
-        help="a TEST-config run directory (repeatable)",
+        metavar="LANG=RUN_DIR|URL[#MODEL]",
+        help="a TEST-config run directory or an endpoint serving one (repeatable)",
     )
     parser.add_argument(
         "--random-languages",
@@ -162,10 +165,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    run_dirs = default_run_dirs() | parse_specialist_flags(args.specialist)
-    if run_dirs:
-        models: dict[str, Any] = {lang: load_completer(p) for lang, p in run_dirs.items()}
-        weights = {lang: str(path) for lang, path in run_dirs.items()}
+    sources = default_run_dirs() | parse_specialist_flags(args.specialist)
+    if sources:
+        models: dict[str, Any] = load_specialists(sources, api_key=os.environ.get("OPENAI_API_KEY"))
+        weights = {lang: str(source) for lang, source in sources.items()}
     else:
         languages = [name.strip() for name in args.random_languages.split(",") if name.strip()]
         models = _random_models(languages, args.seed)

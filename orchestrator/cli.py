@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Mapping
 from concurrent.futures import Executor as ThreadPool
 from pathlib import Path
 
 from core.cli import add_dataclass_args, dataclass_from_args
+from core.completion import Completer
 from core.inference import load_completer
 from core.layout import default_run_dir
+from orchestrator.endpoint_completer import EndpointCompleter, EndpointConfig, EndpointSpec
 from orchestrator.endpoint_planner import EndpointPlanner
 from orchestrator.executor import ExecutionConfig
 from orchestrator.model_planner import load_model_planner
@@ -16,6 +20,7 @@ from orchestrator.pipeline import Orchestrator
 from orchestrator.plan import Planner
 from orchestrator.registry import (
     RegistryError,
+    SpecialistSource,
     build_registry,
     default_run_dirs,
     parse_specialist_flags,
@@ -29,10 +34,18 @@ def add_orchestrator_args(parser: argparse.ArgumentParser) -> None:
         "--specialist",
         action="append",
         default=[],
-        metavar="LANG=RUN_DIR",
-        help="a specialist's run directory (repeatable; default: "
+        metavar="LANG=RUN_DIR|URL[#MODEL]",
+        help="a specialist's run directory, or the base URL of an OpenAI-compatible endpoint "
+        "serving it (e.g. http://host:8000/v1#python; without #MODEL: the listed model named "
+        "LANG, else the first listed, else LANG) (repeatable; default: "
         f"{default_run_dir('<lang>', 'test')} for each specialists/<lang> that has one)",
     )
+    parser.add_argument(
+        "--specialist-api-key",
+        default=os.environ.get("OPENAI_API_KEY"),
+        help="bearer token for specialist endpoints (default: $OPENAI_API_KEY)",
+    )
+    add_dataclass_args(parser, EndpointConfig)
     parser.add_argument(
         "--default-language",
         default="python",
@@ -88,15 +101,31 @@ def build_planner(args: argparse.Namespace) -> Planner:
     return rules
 
 
+def load_specialists(
+    sources: Mapping[str, SpecialistSource],
+    config: EndpointConfig | None = None,
+    api_key: str | None = None,
+) -> dict[str, Completer]:
+    """A completer per language: its checkpoint loaded, or its endpoint connected."""
+    return {
+        language: EndpointCompleter.connect(source, language, api_key, config)
+        if isinstance(source, EndpointSpec)
+        else load_completer(source)
+        for language, source in sources.items()
+    }
+
+
 def build_orchestrator(args: argparse.Namespace, pool: ThreadPool) -> Orchestrator:
-    """Discover specialists, load their checkpoints and assemble the orchestrator."""
+    """Discover specialists, load their checkpoints or connect their endpoints and assemble the
+    orchestrator."""
     config = dataclass_from_args(ExecutionConfig, args)  # bad flags fail before loading models
-    run_dirs = default_run_dirs() | parse_specialist_flags(args.specialist)
-    if not run_dirs:
+    endpoint_config = dataclass_from_args(EndpointConfig, args)
+    sources = default_run_dirs() | parse_specialist_flags(args.specialist)
+    if not sources:
         raise RegistryError(
             "no specialist checkpoints: train one (./pants run "
-            "specialists/python:train) or pass --specialist LANG=RUN_DIR"
+            "specialists/python:train) or pass --specialist LANG=RUN_DIR|URL"
         )
-    models = {language: load_completer(path) for language, path in run_dirs.items()}
+    models = load_specialists(sources, endpoint_config, args.specialist_api_key)
     registry = build_registry(models, args.default_language, args.coalesce_prompts)
     return Orchestrator(build_planner(args), registry, pool, config)

@@ -6,7 +6,8 @@ different specialists' calls run at the same time in a thread pool. A part that 
 resampled (at `repair_temperature`) up to `max_repairs` times, again one batched call per
 specialist. Each subtask has `timeout_s` in all; a timeout or error fails only the subtasks of
 that call. Batch composition and seeds depend only on the plan, so a fixed seed gives a fixed
-answer.
+answer. Each part counts the tokens its specialist read and wrote (its own tokenizer's, as the
+Completer reports them) over all its attempts that returned, repairs included.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from concurrent.futures import Executor as ThreadPool
+from typing import NamedTuple
 
 from core.cli import flag_field
 from core.completion import CompletionRequest, SamplingConfig
@@ -65,7 +67,8 @@ class ExecutionConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PartResult:
-    """One subtask's outcome. `valid` is None when no parser knows `language`."""
+    """One subtask's outcome. `valid` is None when no parser knows `language`. The token counts
+    sum every attempt that returned: a repair reads its prompt again and writes new tokens."""
 
     subtask: Subtask
     language: str  # the language the code is written in: the answering specialist's
@@ -75,6 +78,15 @@ class PartResult:
     attempts: int
     error: str | None
     seconds: float
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class _Attempt(NamedTuple):
+    code: str
+    valid: bool | None
+    prompt_tokens: int
+    completion_tokens: int
 
 
 def _checked(entry: SpecialistEntry, code: str) -> bool | None:
@@ -155,6 +167,8 @@ class Executor:
         codes: list[str] = [""] * len(subtasks)
         valid: list[bool | None] = [None] * len(subtasks)
         attempts = [0] * len(subtasks)
+        prompt_tokens = [0] * len(subtasks)
+        completion_tokens = [0] * len(subtasks)
         errors: list[str | None] = [None] * len(subtasks)
         pending = list(range(len(subtasks)))
         for round_index in range(config.max_repairs + 1):
@@ -179,9 +193,11 @@ class Executor:
                 for i in pending:
                     errors[i] = f"{type(error).__name__}: {error}" if round_index == 0 else None
                 break
-            for i, (code, ok) in zip(pending, outputs, strict=True):
-                codes[i], valid[i] = code, ok
+            for i, attempt in zip(pending, outputs, strict=True):
+                codes[i], valid[i] = attempt.code, attempt.valid
                 attempts[i] += 1
+                prompt_tokens[i] += attempt.prompt_tokens
+                completion_tokens[i] += attempt.completion_tokens
             pending = [i for i in pending if valid[i] is False]
             if not pending:
                 break
@@ -196,6 +212,8 @@ class Executor:
                 attempts[i],
                 errors[i],
                 seconds,
+                prompt_tokens[i],
+                completion_tokens[i],
             )
             for i, subtask in enumerate(subtasks)
         ]
@@ -203,8 +221,17 @@ class Executor:
 
 def _generate_and_check(
     entry: SpecialistEntry, request: CompletionRequest, starts: list[str]
-) -> list[tuple[str, bool | None]]:
+) -> list[_Attempt]:
     """Runs in the pool: one batched call on the specialist, then the parse checks."""
     completions = entry.model.complete(request)
-    codes = [start + samples[0] for start, samples in zip(starts, completions, strict=True)]
-    return [(code, _checked(entry, code)) for code in codes]
+    attempts = []
+    for start, samples, read, written in zip(
+        starts,
+        completions.texts,
+        completions.prompt_tokens,
+        completions.completion_tokens,
+        strict=True,
+    ):
+        code = start + samples[0]
+        attempts.append(_Attempt(code, _checked(entry, code), read, written))
+    return attempts

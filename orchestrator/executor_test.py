@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from core.completion import SamplingConfig
+from core.completion import Completions, SamplingConfig
 from orchestrator.executor import ExecutionConfig, Executor
 from orchestrator.pipeline import Orchestrator
 from orchestrator.plan import plan_from_data
@@ -20,7 +20,8 @@ WAIT_S = 60  # a safety net only: every wait ends on an event long before
 
 
 class RecordingModel:
-    """Answers every prompt with `answers` in turn (the last repeats) and records each call.
+    """Answers every prompt with `answers` in turn (the last repeats) and records each call;
+    counts a character as a token.
 
     `barrier`: every call first meets the other models' calls there (they must be concurrent).
     `gate`: every call blocks until it is set. `running`/`max_running` count overlapping calls.
@@ -49,7 +50,10 @@ class RecordingModel:
                 assert self.gate.wait(WAIT_S)
             if self.error:
                 raise self.error
-            return [[answer] * request.n_samples for _ in request.prompts]
+            texts = [[answer] * request.n_samples for _ in request.prompts]
+            # A character is a token here: each prompt once, its samples together.
+            written = [len(answer) * request.n_samples] * len(texts)
+            return Completions(texts, [len(p) for p in request.prompts], written)
         finally:
             with self.lock:
                 self.running -= 1
@@ -129,6 +133,7 @@ def test_timeout_fails_only_the_slow_specialists_subtasks():
         stuck.set()
         pool.shutdown()
     assert parts["p"].error == "timed out after 0.3 s" and parts["p"].valid is False
+    assert parts["p"].prompt_tokens == parts["p"].completion_tokens == 0  # no attempt returned
     assert parts["s"].error is None and parts["s"].valid
 
 
@@ -158,6 +163,10 @@ def test_invalid_parts_are_resampled_in_batches_until_they_parse():
     assert all(
         part.valid and part.attempts == 3 and part.code == "x = 2\n" for part in parts.values()
     )
+    # Every attempt counts: the prompt read three times, the two repairs' tokens written too.
+    prompt = python.calls[0].prompts[0]
+    assert parts["a"].prompt_tokens == 3 * len(prompt)
+    assert parts["a"].completion_tokens == len("def (") * 2 + len("x = 2\n")
 
 
 def test_parts_still_invalid_after_the_repairs_are_marked():

@@ -74,7 +74,7 @@ class ModelPlanner:
             CompletionRequest(
                 (plan_prompt(request),), max_new_tokens=self.max_new_tokens, stop=("\n",)
             )
-        )
+        ).texts
         try:
             return PlanResult(plan_from_text(output), self.name)
         except PlanError as error:

@@ -1,8 +1,10 @@
 """OpenAI's wire format: request models (validated by pydantic), responses and the error shape.
 
 Unknown request fields are ignored, as OpenAI-compatible servers do, so clients that send extra
-options (user, stream_options, ...) work; fields with no meaning here are rejected when set to
-something this server cannot honour (n > 1 for chat, logprobs).
+options (user, ...) work; fields with no meaning here are rejected when set to something this
+server cannot honour (n > 1 for chat, logprobs). `top_k` is vLLM's extension (-1 or 0: all).
+Every response carries `usage`; a streamed one ends with a usage chunk when the client asks
+(`stream_options: {"include_usage": true}`), as OpenAI's do.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from core.completion import CompletionRequest, SamplingConfig
 
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
 TopP = Annotated[float, Field(gt=0.0, le=1.0)]
+TopK = Annotated[int, Field(ge=-1), AfterValidator(lambda k: max(k, 0))]  # vLLM's -1: all
+MAX_STOPS = 4  # stop strings per request, OpenAI's limit (OpenAI-compatible servers share it)
 
 
 class APIError(Exception):
@@ -76,22 +80,41 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
-class ChatBody(BaseModel):
+class StreamOptions(BaseModel):
+    """`stream_options`: whether a streamed response ends with a usage chunk."""
+
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False
+
+
+class StreamableBody(BaseModel):
+    """The streaming fields of chat and completion requests."""
+
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    @property
+    def include_usage(self) -> bool:
+        """Whether a streamed response ends with a usage chunk."""
+        return self.stream_options is not None and self.stream_options.include_usage
+
+
+class ChatBody(StreamableBody):
     """POST /v1/chat/completions."""
 
     model_config = ConfigDict(extra="ignore")
     model: str
     messages: list[ChatMessage] = Field(min_length=1, max_length=256)
-    stream: bool = False
     temperature: Temperature | None = None
     top_p: TopP | None = None
+    top_k: TopK | None = None
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     seed: int | None = None
     n: Literal[1] = 1
 
 
-class CompletionBody(BaseModel):
+class CompletionBody(StreamableBody):
     """POST /v1/completions: a raw continuation from one specialist."""
 
     model_config = ConfigDict(extra="ignore")
@@ -100,10 +123,10 @@ class CompletionBody(BaseModel):
     max_tokens: Annotated[int, Field(ge=1)] = 16
     temperature: Temperature = 1.0
     top_p: TopP = 1.0
+    top_k: TopK = 0
     n: Annotated[int, Field(ge=1, le=8)] = 1
     stop: str | list[str] | None = Field(default=None)
     seed: int = 0
-    stream: bool = False
     echo: bool = False
     logprobs: None = None
 
@@ -123,7 +146,9 @@ class CompletionBody(BaseModel):
             tuple(self.prompts()),
             n_samples=self.n,
             max_new_tokens=self.max_tokens,
-            sampling=SamplingConfig(temperature=self.temperature, top_p=self.top_p),
+            sampling=SamplingConfig(
+                temperature=self.temperature, top_k=self.top_k, top_p=self.top_p
+            ),
             stop=tuple(self.stops()),
             seed=self.seed,
         )
@@ -138,8 +163,17 @@ def _envelope(kind: str, prefix: str, model: str) -> dict[str, Any]:
     }
 
 
-def chat_completion(model: str, content: str) -> dict[str, Any]:
-    """A complete chat.completion response."""
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    """OpenAI's usage block."""
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def chat_completion(model: str, content: str, tokens: dict[str, int]) -> dict[str, Any]:
+    """A complete chat.completion response; `tokens` is its usage block."""
     return _envelope("chat.completion", "chatcmpl", model) | {
         "choices": [
             {
@@ -148,15 +182,19 @@ def chat_completion(model: str, content: str) -> dict[str, Any]:
                 "finish_reason": "stop",
                 "logprobs": None,
             }
-        ]
+        ],
+        "usage": tokens,
     }
 
 
 class ChatChunks:
-    """chat.completion.chunk events of one streamed response (same id and timestamp)."""
+    """chat.completion.chunk events of one streamed response (same id and timestamp); with
+    `include_usage`, each carries `usage: null` until the final usage chunk."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, include_usage: bool = False) -> None:
         self.envelope = _envelope("chat.completion.chunk", "chatcmpl", model)
+        if include_usage:
+            self.envelope["usage"] = None
 
     def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         """One chunk with `delta`."""
@@ -166,14 +204,19 @@ class ChatChunks:
             ]
         }
 
+    def usage_chunk(self, tokens: dict[str, int]) -> dict[str, Any]:
+        """The last chunk of a stream that asked for usage: no choices, the usage block."""
+        return self.envelope | {"choices": [], "usage": tokens}
 
-def text_completion(model: str, texts: list[str]) -> dict[str, Any]:
-    """A text_completion response with one choice per text."""
+
+def text_completion(model: str, texts: list[str], tokens: dict[str, int]) -> dict[str, Any]:
+    """A text_completion response with one choice per text; `tokens` is its usage block."""
     return _envelope("text_completion", "cmpl", model) | {
         "choices": [
             {"index": i, "text": text, "finish_reason": "stop", "logprobs": None}
             for i, text in enumerate(texts)
-        ]
+        ],
+        "usage": tokens,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor as ThreadPool
 
@@ -10,6 +11,14 @@ from orchestrator.combine import render_header, render_part
 from orchestrator.executor import ExecutionConfig, Executor, PartResult
 from orchestrator.plan import Planner, dependency_order
 from orchestrator.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    """A piece of a streamed answer: the plan summary (`part` None), then one rendered part."""
+
+    text: str
+    part: PartResult | None = None
 
 
 class Orchestrator:
@@ -32,7 +41,7 @@ class Orchestrator:
         self,
         request: str,
         config: ExecutionConfig | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[Piece]:
         """The answer in pieces: the plan summary first, then each part as soon as it is done.
 
         Raises PlanError (before yielding anything) for a request with nothing to plan.
@@ -41,23 +50,26 @@ class Orchestrator:
         result = await loop.run_in_executor(self.pool, self.planner.plan, request)
         ordered = dependency_order(result.plan)
         files = {s.id: self.registry.route(s.language).file_name(s.file) for s in ordered}
-        yield render_header(
-            result,
-            ordered,
-            files,
-            self.registry.fallback_notes(s.language for s in result.plan.subtasks),
+        yield Piece(
+            render_header(
+                result,
+                ordered,
+                files,
+                self.registry.fallback_notes(s.language for s in result.plan.subtasks),
+            )
         )
         task, futures = self.executor.start(result.plan, config or self.config)
         try:
             for index, subtask in enumerate(ordered, 1):
-                yield render_part(index, await _finished(futures[subtask.id], task))
+                part = await _finished(futures[subtask.id], task)
+                yield Piece(render_part(index, part), part)
             await task
         finally:
             task.cancel()
 
     async def answer(self, request: str, config: ExecutionConfig | None = None) -> str:
         """The whole answer as one string."""
-        return "".join([piece async for piece in self.stream(request, config)])
+        return "".join([piece.text async for piece in self.stream(request, config)])
 
 
 async def _finished(future: asyncio.Future, task: asyncio.Task[None]) -> PartResult:

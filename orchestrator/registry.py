@@ -1,6 +1,8 @@
 """Which specialist answers which language: loaded models by language, with nearest-language
 fallback routing.
 
+A specialist is a local run directory or an OpenAI-compatible endpoint (endpoint_completer.py).
+
 A language's prompt format (line comment, file extension) and the check of what its specialist
 writes come from orchestrator/languages.py (a specialist's own `LANGUAGE`, or the table of
 languages without one). A language with no model loaded is answered by the nearest one that has
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from core.completion import Completer
 from core.layout import default_run_dir
+from orchestrator.endpoint_completer import EndpointCompleter, EndpointError, EndpointSpec
 from orchestrator.languages import KnownLanguage, canonical_language, known_languages
 from orchestrator.sharing import CoalescingModel, SerialModel
 from specialists.languages import discover
@@ -29,7 +32,7 @@ class SpecialistEntry:
     """A loaded specialist; `model` is safe to call from many threads (see sharing.py)."""
 
     language: KnownLanguage
-    model: SerialModel | CoalescingModel
+    model: Completer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,28 +104,42 @@ def build_registry(
 ) -> Registry:
     """A registry over loaded `models` keyed by language name (aliases allowed).
 
-    With `coalesce_prompts`, concurrent calls on a model are merged up to that many prompts
-    (CoalescingModel); otherwise each model runs one call at a time (SerialModel).
+    With `coalesce_prompts`, concurrent calls on a local model are merged up to that many
+    prompts (CoalescingModel); otherwise each runs one call at a time (SerialModel). An
+    EndpointCompleter is used as it is: its server batches concurrent requests itself.
     """
     entries = {}
     for name, model in models.items():
         language = known_language(name)
-        shared = (
-            CoalescingModel(model, coalesce_prompts) if coalesce_prompts else SerialModel(model)
-        )
+        if isinstance(model, EndpointCompleter):
+            shared: Completer = model
+        elif coalesce_prompts:
+            shared = CoalescingModel(model, coalesce_prompts)
+        else:
+            shared = SerialModel(model)
         entries[language.name] = SpecialistEntry(language, shared)
     return Registry(entries, default_language)
 
 
-def parse_specialist_flags(flags: Sequence[str]) -> dict[str, Path]:
-    """`lang=run_dir` flags as {canonical language: run dir}."""
-    run_dirs: dict[str, Path] = {}
+SpecialistSource = Path | EndpointSpec
+
+
+def parse_specialist_flags(flags: Sequence[str]) -> dict[str, SpecialistSource]:
+    """`LANG=RUN_DIR` and `LANG=URL[#MODEL]` flags as {canonical language: source}."""
+    sources: dict[str, SpecialistSource] = {}
     for flag in flags:
-        language, sep, path = flag.partition("=")
-        if not sep or not language.strip() or not path.strip():
-            raise RegistryError(f"--specialist {flag!r}: expected LANGUAGE=RUN_DIR")
-        run_dirs[canonical_language(language)] = Path(path.strip())
-    return run_dirs
+        language, sep, source = flag.partition("=")
+        source = source.strip()
+        if not sep or not language.strip() or not source:
+            raise RegistryError(f"--specialist {flag!r}: expected LANGUAGE=RUN_DIR or LANGUAGE=URL")
+        if source.startswith(("http://", "https://")):
+            try:
+                sources[canonical_language(language)] = EndpointSpec.parse(source)
+            except EndpointError as error:
+                raise RegistryError(f"--specialist {flag!r}: {error}") from None
+        else:
+            sources[canonical_language(language)] = Path(source)
+    return sources
 
 
 def default_run_dirs(preset: str = "test") -> dict[str, Path]:

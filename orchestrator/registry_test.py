@@ -2,6 +2,7 @@
 
 import pytest
 
+from orchestrator.endpoint_completer import EndpointCompleter, EndpointSpec
 from orchestrator.languages import canonical_language, known_languages
 from orchestrator.registry import (
     RegistryError,
@@ -68,6 +69,15 @@ def test_specialist_flags():
         parse_specialist_flags(["python"])
 
 
+def test_specialist_flags_take_endpoint_urls():
+    assert parse_specialist_flags(["py=http://gpu:8000/v1#python", "sql=https://h/v1/"]) == {
+        "python": EndpointSpec("http://gpu:8000/v1", "python"),
+        "sql": EndpointSpec("https://h/v1"),
+    }
+    with pytest.raises(RegistryError, match="^--specialist 'js=http://': .*not an http"):
+        parse_specialist_flags(["js=http://"])
+
+
 @pytest.mark.parametrize(
     ("language", "good", "bad"),
     [
@@ -89,3 +99,8 @@ def test_models_are_shared_serially_or_coalescing():
     assert isinstance(serial.entries["python"].model, SerialModel)
     assert isinstance(coalescing.entries["python"].model, CoalescingModel)
     assert coalescing.entries["python"].model.max_prompts == 8
+    endpoint = EndpointCompleter("http://gpu:8000/v1", "python")
+    # An endpoint's server batches concurrent requests itself: it is not serialised or merged.
+    assert (
+        build_registry({"python": endpoint}, coalesce_prompts=8).entries["python"].model is endpoint
+    )

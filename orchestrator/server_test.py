@@ -1,75 +1,60 @@
 """The HTTP API driven by the official `openai` client over loopback (real uvicorn in a thread),
 plus malformed and hostile requests sent raw."""
 
+import asyncio
 import concurrent.futures
-import contextlib
+import dataclasses
+import http.client
+import json
 import socket
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
+from core.completion import CompletionRequest
 from core.testing import tiny_completer
 from orchestrator.executor import ExecutionConfig
 from orchestrator.pipeline import Orchestrator
 from orchestrator.registry import build_registry
 from orchestrator.rules_planner import RulePlanner
-from orchestrator.server import ServerLimits, create_app
+from orchestrator.server import DRAIN_BYTES, ServerLimits, create_app
+from orchestrator.testing import serving
 
 TOKEN = "secret-token"
 REQUEST = "Build a web scraper in Python that saves to Postgres"
 LIMITS = ServerLimits(max_body_bytes=20_000, max_prompt_chars=2_000, max_tokens=32)
-
-
 WAIT_S = 60  # a safety net only: every wait ends on an event long before
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, setting `ready` once it listens."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets=None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-
-@contextlib.contextmanager
-def serving(orchestrator: Orchestrator, token: str | None = TOKEN) -> Iterator[str]:
-    """The app over `orchestrator` served on a free loopback port; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = _Server(uvicorn.Config(create_app(orchestrator, token, LIMITS), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        assert server.ready.wait(WAIT_S)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(WAIT_S)
-        sock.close()
+def app_for(orchestrator: Orchestrator):
+    return create_app(orchestrator, TOKEN, LIMITS)
 
 
 @pytest.fixture(scope="module")
-def base_url():
-    models = {"python": tiny_completer(seed=0), "sql": tiny_completer(seed=1)}
+def models():
+    """The served specialists, also called directly (between requests) for expected answers."""
+    return {"python": tiny_completer(seed=0), "sql": tiny_completer(seed=1)}
+
+
+@pytest.fixture(scope="module")
+def orchestrator(models):
     with ThreadPoolExecutor(8) as pool:
-        orchestrator = Orchestrator(
+        yield Orchestrator(
             RulePlanner(),
             build_registry(models),
             pool,
             ExecutionConfig(max_new_tokens=8, max_repairs=0),
         )
-        with serving(orchestrator) as url:
-            yield url
+
+
+@pytest.fixture(scope="module")
+def base_url(orchestrator):
+    with serving(app_for(orchestrator)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +111,71 @@ def test_completions_from_one_specialist(client):
     assert [chunk.choices[0].text for chunk in streamed] == [c.text for c in response.choices]
 
 
+def test_completions_report_usage_in_the_specialists_own_tokens(client, models):
+    prompts = ["def f(", "x ="]
+    response = client.completions.create(
+        model="python", prompt=prompts, max_tokens=8, temperature=0.0, n=2
+    )
+    local = models["python"].complete(
+        CompletionRequest(tuple(prompts), n_samples=2, max_new_tokens=8)
+    )
+    assert [c.text for c in response.choices] == [t for texts in local.texts for t in texts]
+    assert response.usage.prompt_tokens == sum(local.prompt_tokens) > 0
+    assert response.usage.completion_tokens == sum(local.completion_tokens)
+    assert response.usage.total_tokens == sum(local.prompt_tokens) + sum(local.completion_tokens)
+    streamed = list(
+        client.completions.create(
+            model="python",
+            prompt=prompts,
+            max_tokens=8,
+            temperature=0.0,
+            n=2,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert [chunk.choices[0].text for chunk in streamed[:-1]] == [c.text for c in response.choices]
+    assert all(chunk.usage is None for chunk in streamed[:-1])
+    assert streamed[-1].choices == [] and streamed[-1].usage == response.usage
+
+
+def test_chat_usage_sums_every_parts_tokens(client, orchestrator):
+    response = chat(client)
+    plan = RulePlanner().plan(REQUEST).plan
+    config = dataclasses.replace(orchestrator.config, seed=5)
+    parts = asyncio.run(orchestrator.executor.run(plan, config)).values()
+    prompt_tokens = sum(part.prompt_tokens for part in parts)
+    completion_tokens = sum(part.completion_tokens for part in parts)
+    assert prompt_tokens > 0
+    assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (
+        prompt_tokens,
+        completion_tokens,
+    )
+    assert response.usage.total_tokens == prompt_tokens + completion_tokens
+    chunks = list(chat(client, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage == response.usage
+    assert all(chunk.usage is None for chunk in chunks[:-1])
+
+
+def test_top_k_reaches_the_specialist(client):
+    def complete(**sampling):
+        return (
+            client.completions.create(
+                model="python", prompt="def f(", max_tokens=8, seed=3, **sampling
+            )
+            .choices[0]
+            .text
+        )
+
+    sampled = complete(temperature=1.0)
+    assert sampled != complete(temperature=0.0)  # this seed's sample is not the greedy answer
+    assert complete(temperature=1.0, extra_body={"top_k": 1}) == complete(temperature=0.0)
+    assert complete(temperature=1.0, extra_body={"top_k": -1}) == sampled  # vLLM's "all"
+    top1 = chat(client, temperature=1.0, extra_body={"top_k": 1})
+    assert top1.choices[0].message.content == chat(client).choices[0].message.content
+
+
 class GatedModel:
     """A real model whose calls wait at a gate; `entered` counts calls that reached it."""
 
@@ -146,7 +196,7 @@ def test_concurrent_requests_all_succeed_while_health_answers_during_generation(
         orchestrator = Orchestrator(
             RulePlanner(), build_registry(gated), pool, ExecutionConfig(max_new_tokens=8)
         )
-        with serving(orchestrator) as url:
+        with serving(app_for(orchestrator)) as url:
             client = openai.OpenAI(base_url=f"{url}/v1", api_key=TOKEN, max_retries=0)
             with concurrent.futures.ThreadPoolExecutor(4) as threads:
                 answers = [threads.submit(chat, client, seed=9) for _ in range(4)]
@@ -239,6 +289,81 @@ def test_malformed_and_oversized_bodies(base_url, content, status, code):
     assert response.status_code == status
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["code"] == code and error["message"]
+
+
+def _raw(base_url, method, path, body=b"", content_type="application/json", chunked=False):
+    """One request on its own connection, closed after the answer (`Connection: close`), from a
+    client that sends its whole body before it reads: the status and the error object."""
+    connection = http.client.HTTPConnection(*base_url.removeprefix("http://").split(":"))
+    headers = {"Authorization": f"Bearer {TOKEN}", "Connection": "close"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    sent = (body[i : i + 65536] for i in range(0, len(body), 65536)) if chunked else body
+    try:
+        connection.request(method, path, sent, headers, encode_chunked=chunked)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())["error"]
+    finally:
+        connection.close()
+
+
+COMPLETION = b'{"model": "python", "prompt": "x = ", "max_tokens": 2}'
+
+
+BIG = b"x" * 12_000_000  # past what the kernel's socket buffers absorb, within DRAIN_BYTES
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "content_type", "chunked", "status", "code"),
+    [
+        pytest.param("POST", "/v1/completions", b"{not json", "application/json", False, 400, None, id="invalid-json"),
+        pytest.param("POST", "/v1/completions", b'{"model": "\xff\xfe"}', "application/json", False, 400, "400", id="invalid-utf8"),
+        pytest.param("POST", "/v1/completions", COMPLETION, "text/plain", False, 415, "unsupported_media_type", id="content-type"),
+        pytest.param("POST", "/v1/completions", BIG, "application/json", False, 413, "request_too_large", id="oversized"),
+        pytest.param("POST", "/v1/completions", BIG, "application/json", True, 413, "request_too_large", id="oversized-chunked"),
+        pytest.param("POST", "/v1/chat/completions", BIG, None, True, 413, "request_too_large", id="oversized-chunked-chat"),
+        pytest.param("PUT", "/v1/completions", COMPLETION, "application/json", False, 405, "405", id="put"),
+        pytest.param("GET", "/v1/chat/completions", b"", None, False, 405, "405", id="get-chat"),
+        pytest.param("DELETE", "/health", b"", None, False, 405, "405", id="delete"),
+        pytest.param("POST", "/v1/engines", b"x" * 15_000, "application/json", False, 404, "404", id="unknown-path"),
+        pytest.param("POST", "/v1/engines", b"x" * 15_000, "application/json", True, 404, "404", id="unknown-path-chunked"),
+    ],
+)  # fmt: skip
+def test_every_bad_request_gets_an_error_object_not_a_reset(
+    base_url, method, path, body, content_type, chunked, status, code
+):
+    answer = _raw(base_url, method, path, body, content_type, chunked)
+    assert answer[0] == status
+    error = answer[1]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error" and error["code"] == code and error["message"]
+
+
+def test_a_chunked_body_within_the_limit_is_served(base_url):
+    connection = http.client.HTTPConnection(*base_url.removeprefix("http://").split(":"))
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        connection.request("POST", "/v1/completions", iter([COMPLETION]), headers)
+        response = connection.getresponse()
+        assert response.status == 200
+        assert json.loads(response.read())["object"] == "text_completion"
+    finally:
+        connection.close()
+
+
+def test_a_body_too_big_to_drain_is_answered_at_once(base_url):
+    """Content-Length beyond what the server would read: the 413 comes before any body byte."""
+    host, port = base_url.removeprefix("http://").split(":")
+    length = LIMITS.max_body_bytes + DRAIN_BYTES + 1
+    with socket.create_connection((host, int(port)), timeout=WAIT_S) as sock:
+        sock.sendall(
+            f"POST /v1/completions HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length}\r\n"
+            "Content-Type: application/json\r\n\r\n".encode()
+        )
+        answer = b""
+        while b"request_too_large" not in answer and (data := sock.recv(65536)):
+            answer += data
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"connection: close" in answer.lower()
 
 
 def test_unknown_paths_and_methods_get_error_objects(base_url):

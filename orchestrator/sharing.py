@@ -12,7 +12,7 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 
-from core.completion import Completer, CompletionRequest
+from core.completion import Completer, CompletionRequest, Completions
 
 
 class SerialModel:
@@ -22,7 +22,7 @@ class SerialModel:
         self.model = model
         self.lock = threading.Lock()
 
-    def complete(self, request: CompletionRequest) -> list[list[str]]:
+    def complete(self, request: CompletionRequest) -> Completions:
         """The wrapped model's completions, after any call already running."""
         with self.lock:
             return self.model.complete(request)
@@ -31,7 +31,7 @@ class SerialModel:
 @dataclasses.dataclass(eq=False)
 class _Call:
     request: CompletionRequest
-    result: list[list[str]] | None = None
+    result: Completions | None = None
     error: Exception | None = None
     done: bool = False
 
@@ -49,7 +49,7 @@ class CoalescingModel:
         self.queue_changed = threading.Condition(self.queue_lock)
         self.queue: list[_Call] = []
 
-    def complete(self, request: CompletionRequest) -> list[list[str]]:
+    def complete(self, request: CompletionRequest) -> Completions:
         """This call's completions, possibly computed in a batch with other callers'."""
         call = _Call(request)
         with self.queue_lock:
@@ -61,7 +61,8 @@ class CoalescingModel:
                     self._run(self._take_batch())
         if call.error is not None:
             raise call.error
-        return call.result or []
+        assert call.result is not None
+        return call.result
 
     def _take_batch(self) -> list[_Call]:
         with self.queue_lock:
@@ -86,6 +87,6 @@ class CoalescingModel:
             return
         start = 0
         for call in batch:
-            call.result = outputs[start : start + len(call.request.prompts)]
+            call.result = outputs.rows(start, start + len(call.request.prompts))
             start += len(call.request.prompts)
             call.done = True

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from core.completion import CompletionRequest, SamplingConfig
+from core.completion import CompletionRequest, Completions, SamplingConfig
 from orchestrator.sharing import CoalescingModel, SerialModel
 
 WAIT_S = 60  # only a safety net: every wait below ends on an event long before
@@ -39,7 +39,10 @@ class EchoModel:
             self.running -= 1
         if self.fail_on in request.prompts:
             raise RuntimeError(f"cannot complete {self.fail_on}")
-        return [[prompt.upper()] * request.n_samples for prompt in request.prompts]
+        texts = [[prompt.upper()] * request.n_samples for prompt in request.prompts]
+        return Completions(
+            texts, [len(p) for p in request.prompts], [len(p) for p in request.prompts]
+        )
 
 
 def request(*prompts, temperature=0.0):
@@ -60,7 +63,7 @@ def test_serial_model_never_runs_two_calls_at_once():
         others = [threads.submit(model.complete, request(p)) for p in ("b", "c")]
         inner.gate.set()
         results = [first.result(), *(future.result() for future in others)]
-    assert results == [[["A"]], [["B"]], [["C"]]]
+    assert [r.texts for r in results] == [[["A"]], [["B"]], [["C"]]]
     assert inner.max_running == 1 and len(inner.batches) == 3
 
 
@@ -76,7 +79,8 @@ def test_coalescing_merges_queued_calls_and_returns_each_callers_rows():
         wait_for_queue(model, 3)
         inner.gate.set()
         results = [first.result(), *(future.result() for future in later)]
-    assert results == [[["A"]], [["B"], ["C"]], [["D"]], [["E"], ["F"]]]
+    assert [r.texts for r in results] == [[["A"]], [["B"], ["C"]], [["D"]], [["E"], ["F"]]]
+    assert results[3].prompt_tokens == [1, 1]  # each caller gets its own rows' counts
     assert inner.max_running == 1
     assert len(inner.batches) == 2  # the queued calls merged into one batch
     assert sorted(inner.batches[1]) == ["b", "c", "d", "e", "f"]
@@ -94,8 +98,8 @@ def test_coalescing_respects_the_batch_limit_and_sampling_settings():
         ]
         wait_for_queue(model, 3)
         inner.gate.set()
-        assert first.result() == [["A"]]
-        assert [f.result() for f in later] == [[["B"]], [["C"]], [["D"]]]
+        assert first.result().texts == [["A"]]
+        assert [f.result().texts for f in later] == [[["B"]], [["C"]], [["D"]]]
     assert sorted(map(sorted, inner.batches[1:])) == [["b", "d"], ["c"]]
 
 
@@ -108,7 +112,7 @@ def test_a_failing_merged_call_raises_in_every_caller_of_that_batch():
         futures = [threads.submit(model.complete, request(p)) for p in ("bad", "good")]
         wait_for_queue(model, 2)
         inner.gate.set()
-        assert warm.result() == [["WARM"]]
+        assert warm.result().texts == [["WARM"]]
         for future in futures:
             with pytest.raises(RuntimeError, match="cannot complete bad"):
                 future.result()
