@@ -18,8 +18,16 @@ _DTYPES = ("float32", "bfloat16", "float16")
 # Training-time attention kernels: "einsum" is the model's own (any backend; always used with a
 # KV cache); "xla" and "cudnn" go through jax.nn.dot_product_attention ("cudnn" is its fused
 # flash-attention kernel: GPU only, bf16/fp16 compute; measured 2.2x faster training on an H200).
-# "auto" is resolved by `ModelConfig.for_backend`.
-ATTENTION_IMPLEMENTATIONS = ("auto", "einsum", "xla", "cudnn")
+# Those three take a dense [B, S, S] mask. The SEGMENT_ATTENTION kernels (core/attention.py)
+# take the packed rows' segment ids instead: "splash" is Pallas' TPU splash attention,
+# "pallas_gpu" Pallas' GPU (Triton) flash attention. "auto" is resolved by
+# `ModelConfig.for_backend`.
+SEGMENT_ATTENTION = ("splash", "pallas_gpu")
+ATTENTION_IMPLEMENTATIONS = ("auto", "einsum", "xla", "cudnn", *SEGMENT_ATTENTION)
+# The backends an attention kernel runs on ("cpu": Pallas interpret mode, for tests).
+ATTENTION_BACKENDS = {"cudnn": ("gpu",), "splash": ("tpu", "cpu"), "pallas_gpu": ("gpu", "cpu")}
+# Splash attention's tiles are multiples of the TPU's 128 lanes.
+SPLASH_BLOCK_MULTIPLE = 128
 # What a rematerialised block keeps from its forward pass: "full" keeps only its input (least
 # memory, the whole block runs twice); "dots" also keeps the weight matmuls' outputs, so the
 # backward pass recomputes only attention and the elementwise ops.
@@ -81,6 +89,12 @@ class ModelConfig:
     attention: str = flag_field(
         "auto", f"training attention kernel, one of {ATTENTION_IMPLEMENTATIONS}"
     )
+    # Splash attention's tiles (TPU); the defaults suit a v5e, as MaxText's do.
+    splash_block_q: int = flag_field(512, "splash attention's query block (a multiple of 128)")
+    splash_block_kv: int = flag_field(512, "splash attention's key/value block (a multiple of 128)")
+    splash_block_kv_compute: int = flag_field(
+        512, "the key/value slice splash attention computes at once (divides splash_block_kv)"
+    )
     tie_embeddings: bool = flag_field(
         True, "the output projection is the token embedding (else a separate lm_head)"
     )
@@ -113,26 +127,46 @@ class ModelConfig:
         _check_choice(self, "dtype", _DTYPES)
         _check_choice(self, "param_dtype", _DTYPES)
         _check_choice(self, "attention", ATTENTION_IMPLEMENTATIONS)
+        for name in ("splash_block_q", "splash_block_kv", "splash_block_kv_compute"):
+            value = getattr(self, name)
+            if value <= 0 or value % SPLASH_BLOCK_MULTIPLE:
+                raise ConfigError(
+                    f"ModelConfig.{name} must be a positive multiple of {SPLASH_BLOCK_MULTIPLE}, "
+                    f"got {value}"
+                )
+        if self.splash_block_kv % self.splash_block_kv_compute:
+            raise ConfigError(
+                f"ModelConfig.splash_block_kv ({self.splash_block_kv}) must be a multiple of "
+                f"splash_block_kv_compute ({self.splash_block_kv_compute})"
+            )
         _check_choice(self, "remat_policy", REMAT_POLICIES)
         _check_fraction(self, "dropout", upper_open=True)
 
     def for_backend(self, backend: str) -> ModelConfig:
         """The config to run on `backend` ('cpu', 'gpu', 'tpu').
 
-        float32 compute on the CPU; "auto" attention becomes cuDNN flash attention on a GPU
-        computing in 16 bits, else the einsum kernel. Parameter shapes never change.
+        float32 compute on the CPU; "auto" attention becomes splash attention on a TPU, cuDNN
+        flash attention on a GPU computing in 16 bits, else the einsum kernel ("pallas_gpu" is
+        only chosen by name: it is not measured against cuDNN yet). A kernel named for another
+        backend is a ConfigError. Parameter shapes never change.
         """
         dtype = "float32" if backend == "cpu" else self.dtype
         attention = self.attention
         if attention == "auto":
             flash = backend == "gpu" and dtype in ("bfloat16", "float16")
-            attention = "cudnn" if flash else "einsum"
+            attention = "splash" if backend == "tpu" else "cudnn" if flash else "einsum"
+        if backend not in ATTENTION_BACKENDS.get(attention, (backend,)):
+            raise ConfigError(
+                f"ModelConfig.attention {attention!r} runs on "
+                f"{' or '.join(ATTENTION_BACKENDS[attention])}, not {backend}"
+            )
         return dataclasses.replace(self, dtype=dtype, attention=attention)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and loop settings (context.md, Training Configuration)."""
+    """Optimisation and loop settings (context.md, Training Configuration), and what the loop
+    evaluates, tracks and profiles."""
 
     steps: int = flag_field(1000, "optimizer steps of the whole run")
     batch_size: int = flag_field(8, "global rows per step, across devices and accumulation")
@@ -159,13 +193,37 @@ class TrainConfig:
     init_from: str = flag_field(
         "", "a run directory or Hugging Face directory whose weights start this run"
     )
+    train_evals: bool = flag_field(
+        True,
+        "every eval_every steps, also score greedy pass@1 on the first train_eval_tasks tasks of "
+        "the language's benchmark and the syntax-valid rate of its sample prompts",
+    )
+    train_eval_tasks: int = flag_field(
+        8, "benchmark tasks of each training-time eval (0: only the syntax-valid rate)"
+    )
+    train_eval_new_tokens: int = flag_field(
+        128, "tokens per completion at most in training-time evals"
+    )
+    profile_steps: str = flag_field(
+        "", 'capture a jax.profiler trace of steps K..N ("K:N") into the run\'s profile/'
+    )
+    wandb_project: str = flag_field(
+        "", "log to this Weights & Biases project (empty: no W&B; WANDB_MODE=offline: local files)"
+    )
+    wandb_run_name: str = flag_field("", "W&B run name (empty: W&B picks one)")
+    wandb_entity: str = flag_field("", "W&B user or team (empty: the account's default)")
 
     def __post_init__(self) -> None:
         _check_positive(
             self,
             ("steps", "batch_size", "seq_len", "grad_accum", "log_every", "eval_every",
-             "save_every", "keep_checkpoints"),
+             "save_every", "keep_checkpoints", "train_eval_new_tokens"),
         )  # fmt: skip
+        if self.train_eval_tasks < 0:
+            raise ConfigError(
+                f"TrainConfig.train_eval_tasks must be >= 0, got {self.train_eval_tasks}"
+            )
+        _ = self.profile_range  # a ConfigError when profile_steps is not K:N
         if self.warmup_steps < 0:
             raise ConfigError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.export_hf_every < 0:
@@ -187,7 +245,28 @@ class TrainConfig:
         """Tokens in one global batch."""
         return self.batch_size * self.seq_len
 
+    @property
+    def profile_range(self) -> tuple[int, int] | None:
+        """(K, N) of profile_steps, the first and last step traced; None when empty."""
+        if not self.profile_steps:
+            return None
+        first, sep, last = self.profile_steps.partition(":")
+        try:
+            bounds = (int(first), int(last)) if sep else None
+        except ValueError:
+            bounds = None
+        if bounds is None or not 1 <= bounds[0] <= bounds[1]:
+            raise ConfigError(
+                f'TrainConfig.profile_steps must be "K:N" with 1 <= K <= N, '
+                f"got {self.profile_steps!r}"
+            )
+        return bounds
 
+
+EXECUTORS = ("local", "ray", "slurm")
+# DataConfig fields that say where the pipeline runs, not what it produces.
+_EXECUTION_FIELDS = ("executor", "tasks", "workers", "ray_address", "slurm_partition",
+                     "slurm_time", "slurm_env_command", "progress")  # fmt: skip
 # DataConfig.max_tokens values with a meaning of their own.
 TOKENS_FOR_STEPS = 0
 ALL_TOKENS = -1
@@ -195,10 +274,11 @@ ALL_TOKENS = -1
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Every knob of the data pipeline (data_tools): sources, filters, dedup, tokenizer, packing.
+    """Every knob of the data pipeline (data_tools): sources, filters, dedup, tokenizer, packing,
+    and where its tasks run.
 
-    The tokenizer a run trains has ModelConfig.vocab_size ids; rows hold TrainConfig.seq_len + 1
-    tokens.
+    The tokenizer a run trains has ModelConfig.vocab_size ids; the prepared token streams serve
+    any sequence length.
     """
 
     # Budgets on what the source yields.
@@ -208,6 +288,12 @@ class DataConfig:
     dataset_config: str = flag_field("", "dataset configuration name (e.g. a language subset)")
     dataset_split: str = flag_field("train", "dataset split to stream")
     text_column: str = flag_field("content", "dataset column holding the file text")
+    # The Stack v2 sources ("stack-v2:LISTING"): contents from Software Heritage's S3 bucket.
+    stack_v2_cache_dir: str = flag_field(
+        "", "where fetched blobs are cached (empty: ~/.cache/codefactory/swh)"
+    )
+    s3_endpoint_url: str = flag_field("", "an S3-compatible endpoint instead of AWS's")
+    s3_anonymous: bool = flag_field(False, "read the bucket without credentials")
     # Quality filters (BigCode-style thresholds).
     min_chars: int = flag_field(100, "drop files shorter than this")
     max_chars: int = flag_field(1_000_000, "drop files longer than this")
@@ -247,27 +333,48 @@ class DataConfig:
     validation_fraction: float = flag_field(
         0.01, "fraction of files (by content hash) held out for validation"
     )
-    shard_rows: int = flag_field(16384, "rows per .npy shard")
+    fim_rate: float = flag_field(
+        0.5, "share of train files in fill-in-the-middle form (0: none), decided per file by seed"
+    )
+    fim_spm_rate: float = flag_field(
+        0.5, "share of the fill-in-the-middle files in SPM order (the rest PSM)"
+    )
+    decontaminate: bool = flag_field(
+        True, "drop files holding a benchmark's prompt or solution (HumanEval, MBPP, ...)"
+    )
     # Execution.
-    workers: int = flag_field(0, "worker processes (0: one per CPU)")
-    batch_files: int = flag_field(64, "files per worker task")
-    progress: bool = flag_field(True, "show progress bars")
+    executor: str = flag_field("local", f"where the pipeline's tasks run, one of {EXECUTORS}")
+    tasks: int = flag_field(
+        0, "tasks per sharded stage (0: one per 16 MB of local files, at least one per worker)"
+    )
+    workers: int = flag_field(0, "tasks run at once (0: one per CPU on this machine)")
+    ray_address: str = flag_field("", "--executor ray: the cluster's address (empty: a local one)")
+    slurm_partition: str = flag_field("", "--executor slurm: the partition")
+    slurm_time: str = flag_field("04:00:00", "--executor slurm: each job's time limit")
+    slurm_env_command: str = flag_field(
+        "", "--executor slurm: a command that activates this repo's Python environment"
+    )
+    progress: bool = flag_field(True, "print each stage as it runs")
 
     def __post_init__(self) -> None:
         for name in ("max_files", "max_bytes", "min_chars", "tokenizer_train_bytes", "workers",
-                     "dedup_eval_sample"):  # fmt: skip
+                     "dedup_eval_sample", "tasks"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ConfigError(f"DataConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.max_tokens < ALL_TOKENS:
             raise ConfigError(f"DataConfig.max_tokens must be >= -1, got {self.max_tokens}")
-        _check_positive(
-            self,
-            ("max_chars", "max_line_length", "num_perm", "shingle_size", "shard_rows",
-             "batch_files"),
-        )  # fmt: skip
-        for name in ("jaccard_threshold", "min_alnum_fraction", "max_comment_fraction"):
+        _check_positive(self, ("max_chars", "max_line_length", "num_perm", "shingle_size"))
+        _check_choice(self, "executor", EXECUTORS)
+        if self.executor == "slurm" and not self.slurm_partition:
+            raise ConfigError("DataConfig.slurm_partition must be set with --executor slurm")
+        for name in ("jaccard_threshold", "min_alnum_fraction", "max_comment_fraction",
+                     "fim_rate", "fim_spm_rate"):  # fmt: skip
             _check_fraction(self, name)
         _check_fraction(self, "validation_fraction", upper_open=True)
+
+    def recorded(self) -> dict[str, Any]:
+        """The fields that decide what the pipeline produces (not where or how fast it runs)."""
+        return {k: v for k, v in to_dict(self).items() if k not in _EXECUTION_FIELDS}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -103,7 +103,7 @@ def test_for_backend_picks_compute_dtype_and_attention_but_keeps_the_preset():
     cpu, gpu, tpu = (TEST.for_backend(backend) for backend in ("cpu", "gpu", "tpu"))
     assert (cpu.dtype, cpu.attention) == ("float32", "einsum")
     assert (gpu.dtype, gpu.attention) == ("bfloat16", "cudnn")
-    assert (tpu.dtype, tpu.attention) == ("bfloat16", "einsum")
+    assert (tpu.dtype, tpu.attention) == ("bfloat16", "splash")
     assert dataclasses.replace(TEST, dtype="float32").for_backend("gpu").attention == "einsum"
     assert dataclasses.replace(TEST, attention="xla").for_backend("gpu").attention == "xla"
     assert (TEST.dtype, TEST.attention) == ("bfloat16", "auto")
