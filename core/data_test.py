@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import pytest
 
@@ -8,115 +9,144 @@ from core.data import (
     MANIFEST_FILE,
     BatchLoader,
     DataError,
-    PackedDataset,
     ShardWriter,
+    TokenStream,
     eval_batches,
+    open_windows,
+    token_dtype,
 )
 
 SEQ_LEN = 7
-PAD = 4
+PAD, EOS = 4, 0
 
 
-def _write(directory: Path, rows: int, shard_rows: int = 4) -> np.ndarray:
-    """Pack a stream of `rows * (SEQ_LEN + 1)` distinct tokens; return the expected rows."""
-    stream = np.arange(rows * (SEQ_LEN + 1), dtype=np.int32) + 100
-    writer = ShardWriter(directory, "train", SEQ_LEN + 1, shard_rows, PAD)
+def _write(directory: Path, tokens: int, shard_tokens: int = 16, vocab: int = 300) -> np.ndarray:
+    """A train stream of `tokens` distinct ids (written in uneven pieces) and an empty
+    validation split; returns the stream."""
+    stream = (np.arange(tokens) % (vocab - 100) + 100).astype(np.int64)
+    writer = ShardWriter(directory, "train", token_dtype(vocab), shard_tokens)
     for piece in np.array_split(stream, 5):
         writer.add(piece)
     split = writer.close()
-    empty = ShardWriter(directory, "validation", SEQ_LEN + 1, shard_rows, PAD).close()
-    manifest = {"seq_len": SEQ_LEN, "splits": {"train": split, "validation": empty}}
+    empty = ShardWriter(directory, "validation", token_dtype(vocab), shard_tokens).close()
+    manifest = {"eos_id": EOS, "pad_id": PAD, "splits": {"train": split, "validation": empty}}
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
-    return stream.reshape(rows, SEQ_LEN + 1)
+    return stream
 
 
-def test_writer_pads_the_last_row_and_reader_memory_maps(tmp_path: Path) -> None:
-    writer = ShardWriter(tmp_path, "train", SEQ_LEN + 1, 2, PAD)
-    writer.add(np.arange(20, dtype=np.int32))
-    split = writer.close()
-    assert split["rows"] == 3 and split["tokens"] == 20
-    assert [shard["rows"] for shard in split["shards"]] == [2, 1]
-    (tmp_path / MANIFEST_FILE).write_text(
-        json.dumps({"seq_len": SEQ_LEN, "splits": {"train": split}})
-    )
-    dataset = PackedDataset(tmp_path, "train")
-    assert len(dataset) == 3 and dataset.seq_len == SEQ_LEN
-    np.testing.assert_array_equal(dataset[2], [16, 17, 18, 19, PAD, PAD, PAD, PAD])
-    assert isinstance(np.load(tmp_path / "train-00000.npy", mmap_mode="r"), np.memmap)
+def test_streams_are_uint16_while_the_vocabulary_fits() -> None:
+    assert token_dtype(49152) == np.uint16 and token_dtype(1 << 16) == np.uint16
+    assert token_dtype((1 << 16) + 1) == np.uint32
 
 
-def test_rows_read_back_across_shards(tmp_path: Path) -> None:
-    expected = _write(tmp_path, rows=10)
-    dataset = PackedDataset(tmp_path, "train")
-    np.testing.assert_array_equal(dataset.rows(np.arange(10)), expected)
-    assert dataset.rows(np.arange(3)).dtype == np.int32
+def test_writer_cuts_shards_and_the_stream_reads_across_them(tmp_path: Path) -> None:
+    stream = _write(tmp_path, tokens=70)
+    split = json.loads((tmp_path / MANIFEST_FILE).read_text())["splits"]["train"]
+    assert [shard["tokens"] for shard in split["shards"]] == [16, 16, 16, 16, 6]
+    assert split["dtype"] == "uint16"
+    assert np.load(tmp_path / "train-00000.npy", mmap_mode="r").dtype == np.uint16
+    tokens = TokenStream(tmp_path, "train")
+    assert len(tokens) == 70
+    np.testing.assert_array_equal(tokens.read(10, 50), stream[10:50])
+    assert tokens.read(60, 99).tolist() == stream[60:].tolist()
 
 
-def test_each_epoch_visits_every_row_once(tmp_path: Path) -> None:
-    _write(tmp_path, rows=10)
-    loader = BatchLoader(PackedDataset(tmp_path, "train"), batch_size=4, seed=0)
-    firsts = np.concatenate([next(loader)[:, 0] for _ in range(5)])  # 20 rows = 2 epochs
-    rows = (firsts - 100) // (SEQ_LEN + 1)
-    assert sorted(rows[:10]) == list(range(10)) and sorted(rows[10:]) == list(range(10))
-    assert list(rows[:10]) != list(rows[10:])  # Reshuffled per epoch.
+def test_windows_overlap_by_one_token_and_pad_the_last(tmp_path: Path) -> None:
+    stream = _write(tmp_path, tokens=30)
+    windows = open_windows(tmp_path, "train", SEQ_LEN)
+    assert len(windows) == 5  # ceil((30 - 1) / 7): every target token is in one window
+    rows = windows.rows(range(len(windows)))
+    assert rows.shape == (5, SEQ_LEN + 1) and rows.dtype == np.int32
+    np.testing.assert_array_equal(rows[1], stream[7:15])
+    targets = np.concatenate([row[1:] for row in rows])
+    np.testing.assert_array_equal(targets[:29], stream[1:])
+    assert (targets[29:] == PAD).all()
+
+
+def test_one_dataset_serves_every_sequence_length(tmp_path: Path) -> None:
+    stream = _write(tmp_path, tokens=200)
+    for seq_len in (4, 16, 50):
+        windows = open_windows(tmp_path, "train", seq_len)
+        first = windows.rows([0])[0]
+        np.testing.assert_array_equal(first, stream[: seq_len + 1])
+
+
+def test_shards_read_through_fsspec_match_the_memory_map(tmp_path: Path) -> None:
+    _write(tmp_path, tokens=90)
+    memory = fsspec.filesystem("memory")
+    for path in tmp_path.iterdir():
+        memory.pipe(f"/prepared/{path.name}", path.read_bytes())
+    local, remote = TokenStream(tmp_path, "train"), TokenStream("memory://prepared", "train")
+    assert len(remote) == len(local)
+    np.testing.assert_array_equal(remote.read(5, 80), local.read(5, 80))
+
+
+def test_each_epoch_visits_every_window_once(tmp_path: Path) -> None:
+    _write(tmp_path, tokens=71)  # 10 windows of 7 targets
+    windows = open_windows(tmp_path, "train", SEQ_LEN)
+    loader = BatchLoader(windows, batch_size=4, seed=0)
+    firsts = np.concatenate([next(loader)[:, 0] for _ in range(5)])  # 20 windows = 2 epochs
+    indices = (firsts - 100) // SEQ_LEN
+    assert sorted(indices[:10]) == list(range(10)) and sorted(indices[10:]) == list(range(10))
 
 
 def test_shuffle_is_deterministic_by_seed(tmp_path: Path) -> None:
-    _write(tmp_path, rows=10)
-    dataset = PackedDataset(tmp_path, "train")
-    first = next(BatchLoader(dataset, 4, seed=1))
-    again = next(BatchLoader(dataset, 4, seed=1))
-    other = next(BatchLoader(dataset, 4, seed=2))
+    _write(tmp_path, tokens=200)
+    windows = open_windows(tmp_path, "train", SEQ_LEN)
+    first = next(BatchLoader(windows, 4, seed=1))
+    again = next(BatchLoader(windows, 4, seed=1))
+    other = next(BatchLoader(windows, 4, seed=2))
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
 
 
 def test_restore_continues_without_repeating_or_skipping(tmp_path: Path) -> None:
-    _write(tmp_path, rows=10)
-    dataset = PackedDataset(tmp_path, "train")
-    reference = BatchLoader(dataset, 4, seed=3)
-    expected = [next(reference) for _ in range(6)]
-    interrupted = BatchLoader(dataset, 4, seed=3)
-    for _ in range(4):
-        next(interrupted)
-    state = json.loads(json.dumps(interrupted.state()))
-    resumed = BatchLoader(dataset, 4, seed=3)
-    resumed.restore(state)
-    for want in expected[4:]:
-        np.testing.assert_array_equal(next(resumed), want)
+    _write(tmp_path, tokens=200)
+    windows = open_windows(tmp_path, "train", SEQ_LEN)
+    straight = BatchLoader(windows, 4, seed=3)
+    expected = [next(straight) for _ in range(12)]
+    first = BatchLoader(windows, 4, seed=3)
+    for _ in range(5):
+        next(first)
+    resumed = BatchLoader(open_windows(tmp_path, "train", SEQ_LEN), 4, seed=3)
+    resumed.restore(json.loads(json.dumps(first.state())))
+    for batch in expected[5:]:
+        np.testing.assert_array_equal(next(resumed), batch)
 
 
 def test_processes_get_disjoint_slices_of_the_global_batch(tmp_path: Path) -> None:
-    _write(tmp_path, rows=10)
-    dataset = PackedDataset(tmp_path, "train")
-    whole = BatchLoader(dataset, 4, seed=5)
-    parts = [BatchLoader(dataset, 4, seed=5, process_index=i, process_count=2) for i in range(2)]
-    for _ in range(3):
-        local = [next(part) for part in parts]
-        assert local[0].shape == (2, SEQ_LEN + 1)
-        np.testing.assert_array_equal(np.concatenate(local), next(whole))
+    _write(tmp_path, tokens=200)
+    windows = open_windows(tmp_path, "train", SEQ_LEN)
+    whole = next(BatchLoader(windows, 4, seed=0))
+    parts = [
+        next(BatchLoader(windows, 4, seed=0, process_index=i, process_count=2)) for i in (0, 1)
+    ]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
 def test_mismatched_state_and_settings_are_rejected(tmp_path: Path) -> None:
-    _write(tmp_path, rows=10)
-    dataset = PackedDataset(tmp_path, "train")
-    with pytest.raises(DataError, match="seed=1"):
-        BatchLoader(dataset, 4, seed=2).restore(BatchLoader(dataset, 4, seed=1).state())
-    with pytest.raises(DataError, match="multiple of process_count"):
-        BatchLoader(dataset, 3, seed=0, process_count=2)
+    _write(tmp_path, tokens=200)
+    state = BatchLoader(open_windows(tmp_path, "train", SEQ_LEN), 4, seed=0).state()
+    other_length = BatchLoader(open_windows(tmp_path, "train", SEQ_LEN + 1), 4, seed=0)
+    with pytest.raises(DataError, match="windows=29, this loader has 25"):
+        other_length.restore(state)
+    with pytest.raises(DataError, match="batch_size"):
+        BatchLoader(open_windows(tmp_path, "train", SEQ_LEN), 8, seed=0).restore(state)
     with pytest.raises(DataError, match="empty dataset"):
-        BatchLoader(PackedDataset(tmp_path, "validation"), 4, seed=0)
+        BatchLoader(open_windows(tmp_path, "validation", SEQ_LEN), 4, seed=0)
 
 
 def test_eval_batches_are_fixed_and_in_order(tmp_path: Path) -> None:
-    expected = _write(tmp_path, rows=10)
-    dataset = PackedDataset(tmp_path, "train")
-    batches = eval_batches(dataset, batch_size=4, max_batches=5)
+    stream = _write(tmp_path, tokens=200)
+    windows = open_windows(tmp_path, "train", SEQ_LEN)
+    batches = eval_batches(windows, batch_size=4, max_batches=2)
     assert len(batches) == 2
-    np.testing.assert_array_equal(np.concatenate(batches), expected[:8])
-    assert len(eval_batches(dataset, batch_size=16, max_batches=5)[0]) == 10
+    np.testing.assert_array_equal(batches[1][0], stream[28:36])
 
 
 def test_missing_directory_is_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="not a packed-data directory"):
-        PackedDataset(tmp_path / "missing", "train")
+    with pytest.raises(DataError, match="not a prepared-data directory"):
+        open_windows(tmp_path / "missing", "train", SEQ_LEN)
+    _write(tmp_path, tokens=20)
+    with pytest.raises(DataError, match="no split 'test'"):
+        open_windows(tmp_path, "test", SEQ_LEN)

@@ -1,9 +1,13 @@
-"""Language-agnostic quality filters; each returns the reason a file is dropped, or None."""
+"""Language-agnostic quality filters, and the pipeline's filter step that applies them with the
+language's own filter; each check returns the reason a file is dropped, or None."""
 
 from __future__ import annotations
 
 import functools
 import itertools
+
+from datatrove.data import Document
+from datatrove.pipeline.filters.base_filter import BaseFilter
 
 from core.config import DataConfig
 from core.language import Language
@@ -62,6 +66,28 @@ def quality_drop_reason(text: str, line_comment: str, config: DataConfig) -> str
     if nonblank - comments < config.min_code_lines:
         return "too_little_code"
     return None
+
+
+class CodeFilter(BaseFilter):
+    """The generic quality filters, then the language's own (`Language.drop_reason`); a drop is
+    counted by its reason (datatrove's `dropped_<reason>` statistic). A filter that raises costs
+    its one file ("filter_error"), never the run."""
+
+    name = "🧹 code quality + language"
+
+    def __init__(self, language: Language, config: DataConfig) -> None:
+        super().__init__()
+        self.language = language
+        self.config = config
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        try:
+            reason = quality_drop_reason(
+                doc.text, self.language.line_comment, self.config
+            ) or self.language.drop_reason(doc.text)
+        except Exception:
+            reason = "filter_error"
+        return (False, reason) if reason else True
 
 
 def no_language_filter(text: str) -> None:

@@ -1,141 +1,216 @@
-"""The whole data pipeline as one function: sources -> filtered, deduplicated corpus ->
-tokenizer -> packed shards + manifest.json. Each stage is reused when its inputs are unchanged.
+"""The data pipeline: sources -> filtered, deduplicated, decontaminated corpus -> tokenizer ->
+flat token streams + manifest.json, as datatrove stages on the configured executor.
+
+  listing         (this process) the local trees' files within the budgets, split per task
+  exact-signatures  N tasks: read -> datatrove's exact-dedup signatures (whitespace-blind)
+  exact-duplicates  1 task:  datatrove's duplicate finder
+  filter            N tasks: read -> exact dedup -> quality + language filters ->
+                             decontamination -> sorted runs + MinHash band files
+  near-buckets      one task per LSH band: datatrove's bucket matcher
+  near-clusters     1 task:  verify candidate pairs, cluster, pick the survivors
+  pack-<key>        1 task:  tokenizer, token streams, manifest
+
+No stage holds the corpus: a task holds its own share (16 MB of local source), the finder and
+the clusters hold only signatures' heads and duplicates. Every task's completion is recorded,
+so a killed prepare resumes where it stopped; the output depends on the sources and the
+settings only (the corpus key), never on the executor, the tasks or the workers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import os
+import math
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.config import DataConfig, RunConfig, to_dict
+from datatrove.pipeline.dedup.exact_dedup import (
+    ExactDedupConfig,
+    ExactDedupFilter,
+    ExactDedupSignature,
+    ExactFindDedups,
+)
+from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets
+
+from core.config import DataConfig, RunConfig
 from core.data import MANIFEST_FILE
 from core.language import Language
-from core.tokenizer import TokenizerError, check_special_ids
-from data_tools.corpus import CorpusStore, build_corpus
-from data_tools.pack import pack
-from data_tools.sources import walk_tree
-from data_tools.tokenizer_stage import resolve_tokenizer
+from core.tokenizer import load_tokenizer, tokenizer_hash
+from data_tools.decontaminate import Decontaminate
+from data_tools.dedup import ClusterNearDuplicates, SortedSignatures, atomic_write, minhash_config
+from data_tools.executors import Stage, run_stages, worker_count
+from data_tools.filters import CodeFilter
+from data_tools.pack import FimPlan, PackJob, PackStep
+from data_tools.readers import ListingReader, TextOnly, shard_listing, source_readers, write_listing
+from data_tools.sources import SourcePlan, plan_sources
+from data_tools.stack_v2 import StackV2Reader
+from data_tools.tokenizer_stage import check_tokenizer
+from data_tools.work_layout import REPORT_FILE, WorkLayout, listing_path
 
-# Bump when a change in the code alters what a stage produces, so caches are not reused.
-PIPELINE_VERSION = 1
-_NOT_CORPUS_FIELDS = frozenset({
-    "tokenizer", "tokenizer_train_bytes", "tokenizer_cache_dir", "max_tokens",
-    "validation_fraction", "shard_rows", "workers", "batch_files", "progress",
-})  # fmt: skip
-_STATS_FILE = "stats.json"
+# Bump when a change in the code alters what a stage produces, so old work is not reused.
+PIPELINE_VERSION = 2
+# The fields that only the pack stage reads: changing them repacks the same corpus.
+_PACK_FIELDS = frozenset({"tokenizer", "tokenizer_train_bytes", "tokenizer_cache_dir",
+                          "max_tokens", "validation_fraction", "dedup_eval_sample", "fim_rate",
+                          "fim_spm_rate"})  # fmt: skip
+# Local source bytes per task when --tasks is 0: a task holds its share in memory, so a fixed
+# share keeps every process's memory flat as the corpus grows.
+_TASK_BYTES = 16 << 20
+_WHITESPACE = b" \t\n\r\x0b\x0c"
 
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _source_fingerprint(source: str, extensions: Sequence[str]) -> Any:
-    """A local tree's listing with sizes and mtimes; a dataset's name (remote data is opaque)."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        listing = []
-        for document in walk_tree(path, extensions):
-            try:
-                mtime = os.stat(document.id).st_mtime_ns
-            except OSError:
-                mtime = 0
-            listing.append((document.id, document.size, mtime))
-        return _digest(listing)
-    if path.is_file():
-        stat = path.stat()
-        return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
-    return source
+def exact_content(doc: Any) -> bytes:
+    """What exact dedup compares: the text without whitespace, so reformatted copies collide."""
+    return doc.text.encode("utf-8", "surrogatepass").translate(None, _WHITESPACE)
 
 
-def _write_json(path: Path, value: Any) -> None:
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(value, indent=2))
-    partial.replace(path)
+def exact_priority(doc: Any) -> int:
+    """Which copy exact dedup keeps (the highest): a function of the text, not of its task."""
+    digest = hashlib.blake2b(doc.text.encode("utf-8", "surrogatepass"), digest_size=2).digest()
+    return 1 + int.from_bytes(digest, "little") % 65535
 
 
-def _corpus(
-    language: Language, sources: list[str], config: DataConfig, directory: Path
-) -> dict[str, Any]:
-    settings = {k: v for k, v in to_dict(config).items() if k not in _NOT_CORPUS_FIELDS}
-    key = _digest({
-        "version": PIPELINE_VERSION, "language": language.name, "extensions": language.extensions,
-        "sources": [_source_fingerprint(source, language.extensions) for source in sources],
-        "settings": settings,
-    })  # fmt: skip
-    stats_path = directory / _STATS_FILE
-    if stats_path.is_file():
-        stats = json.loads(stats_path.read_text())
-        if stats.get("key") == key:
-            return stats | {"reused": True}
-    stats = build_corpus(language, sources, config, directory) | {"key": key}
-    _write_json(stats_path, stats)
-    return stats | {"reused": False}
+def _file_fingerprint(plan: SourcePlan) -> Any:
+    """What identifies a source's content: files' sizes and mtimes; a dataset's name."""
+    if plan.kind == "hub":
+        return plan.location
+    path = Path(plan.location)
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    return [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.is_file()]
+
+
+def _task_count(config: DataConfig, listed_bytes: int) -> int:
+    if config.tasks:
+        return config.tasks
+    return max(worker_count(config), math.ceil(listed_bytes / _TASK_BYTES))
+
+
+# Each counting step's datatrove name, by its role in the manifest's counts.
+_STEP_NAMES = {
+    "listing": ListingReader.name, "stack_v2": StackV2Reader.name, "text_only": TextOnly.name,
+    "exact": ExactDedupFilter.name, "code": CodeFilter.name,
+    "decontaminate": Decontaminate.name, "signatures": SortedSignatures.name,
+}  # fmt: skip
+
+
+def _stages(
+    language: Language,
+    plans: Sequence[SourcePlan],
+    config: DataConfig,
+    layout: WorkLayout,
+    tasks: int,
+    job: PackJob,
+) -> list[Stage]:
+    exact = ExactDedupConfig(content_getter=exact_content, document_priority=exact_priority)
+    near = minhash_config(config.jaccard_threshold, config.num_perm, config.shingle_size)
+
+    def readers() -> list[Any]:
+        return source_readers(plans, layout.listing, config, tasks)
+
+    filters: list[Any] = [
+        ExactDedupFilter(str(layout.exact_duplicates), exact),
+        CodeFilter(language, config),
+    ]
+    if config.decontaminate:
+        filters.append(Decontaminate())
+    return [
+        Stage("exact-signatures",
+              [*readers(), ExactDedupSignature(str(layout.exact_signatures), exact)], tasks),
+        Stage("exact-duplicates",
+              [ExactFindDedups(str(layout.exact_signatures), str(layout.exact_duplicates), exact)],
+              1),
+        Stage("filter", [*readers(), *filters,
+                         SortedSignatures(str(layout.near.root), near, config.num_perm)], tasks),
+        Stage("near-buckets", [MinhashDedupBuckets(str(layout.near.buckets),
+                                                   str(layout.near.dups), config=near)],
+              near.num_buckets),
+        Stage("near-clusters",
+              [ClusterNearDuplicates(str(layout.near.root), config.jaccard_threshold, tasks)], 1),
+        Stage(f"pack-{job.pack_key}", [PackStep(job)], 1),
+    ]  # fmt: skip
+
+
+def _check_given_tokenizer(run: RunConfig) -> Any:
+    """The given tokenizer's hash, checked against the model before any stage runs."""
+    if not run.data.tokenizer:
+        return None
+    tokenizer = load_tokenizer(run.data.tokenizer)
+    info = {"source": run.data.tokenizer, "vocab_size": tokenizer.get_vocab_size()}
+    check_tokenizer(tokenizer, info, run.model.vocab_size, run.model.eos_id, run.model.pad_id)
+    return tokenizer_hash(tokenizer)
 
 
 def prepare(
     language: Language, run: RunConfig, out_dir: Path, sources: Sequence[str] = ()
 ) -> dict[str, Any]:
     """Run the pipeline for `language` with `run`'s data config (default sources:
-    `language.default_roots()`): a tokenizer of `run.model.vocab_size` ids unless one is given,
-    rows of `run.train.seq_len + 1` tokens, `run.token_budget()` train tokens. Returns the
-    manifest.
+    `language.default_roots()`) into `out_dir`: a tokenizer of `run.model.vocab_size` ids
+    unless one is given, `run.token_budget()` train tokens. Returns the manifest with
+    "reused" (nothing had to run) and "execution" (executor, tasks, each stage's start and
+    seconds: prepare_report.json), or, with the Slurm executor before its jobs finish,
+    {"submitted": True, ...}.
 
-    Raises ValueError subclasses (SourceError, TokenizerError, ConfigError) with one-line messages.
+    Raises ValueError subclasses (SourceError, TokenizerError, ConfigError) with one-line
+    messages, PipelineError when a stage's tasks fail.
     """
     config = run.data
-    source_list = list(sources) or [str(root) for root in language.default_roots()]
+    source_list = [str(source) for source in sources] or [
+        str(root) for root in language.default_roots()
+    ]
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stats = _corpus(language, source_list, config, out_dir / "corpus")
-    store = CorpusStore(out_dir / "corpus")
-    tokenizer, tokenizer_info = resolve_tokenizer(store, config, run.model.vocab_size)
-    if tokenizer_info["vocab_size"] > run.model.vocab_size:
-        raise TokenizerError(
-            f"tokenizer {tokenizer_info['source']!r} has {tokenizer_info['vocab_size']} ids, more "
-            f"than ModelConfig.vocab_size ({run.model.vocab_size})"
-        )
-    check_special_ids(tokenizer, run.model.eos_id, run.model.pad_id, tokenizer_info["source"])
-    seq_len, budget = run.train.seq_len, run.token_budget()
-    pack_key = _digest({"corpus": stats["key"], "tokenizer": tokenizer_info["hash"],
-                        "seq_len": seq_len, "max_tokens": budget,
-                        "eos_id": run.model.eos_id, "pad_id": run.model.pad_id,
-                        "validation_fraction": config.validation_fraction,
-                        "shard_rows": config.shard_rows})  # fmt: skip
+    plans = plan_sources(source_list, config.dataset_config, config.dataset_split)
+    given_tokenizer = _check_given_tokenizer(run)
+    listing = listing_path(out_dir)
+    listing.parent.mkdir(parents=True, exist_ok=True)
+    listed = write_listing(plans, language.extensions, config, listing)
+    tasks = _task_count(config, listed["bytes"])
+    settings = {k: v for k, v in config.recorded().items() if k not in _PACK_FIELDS}
+    corpus_key = _digest({
+        "version": PIPELINE_VERSION, "language": language.name, "extensions": language.extensions,
+        "listing": listed["digest"], "settings": settings,
+        "sources": [[plan.kind, _file_fingerprint(plan)] for plan in plans if plan.kind != "tree"],
+    })  # fmt: skip
+    budget = run.token_budget()
+    fim = FimPlan(config.fim_rate, config.fim_spm_rate, run.train.seed)
+    pack_key = _digest({
+        "corpus": corpus_key, "tokenizer": [config.tokenizer, given_tokenizer],
+        "tokenizer_train_bytes": config.tokenizer_train_bytes, "vocab_size": run.model.vocab_size,
+        "max_tokens": budget, "eos_id": run.model.eos_id, "pad_id": run.model.pad_id,
+        "validation_fraction": config.validation_fraction,
+        "dedup_eval_sample": config.dedup_eval_sample, "fim": dataclasses.asdict(fim),
+    })  # fmt: skip
     manifest_path = out_dir / MANIFEST_FILE
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("pack_key") == pack_key:
-            return manifest | {"reused": True}
-    for old_shard in out_dir.glob("*.npy"):
-        old_shard.unlink()
-    model = run.model
-    splits, round_trip_files = pack(
-        store, tokenizer, config, out_dir, seq_len + 1, budget, model.eos_id, model.pad_id
-    )
-    manifest = {
-        "language": language.name,
-        "sources": source_list,
-        "files_in": stats["files_in"],
-        "files_kept": stats["files_kept"],
-        "files_packed": sum(split["files"] for split in splits.values()),
-        "dropped": stats["dropped"],
-        "seq_len": seq_len,
-        "row_length": seq_len + 1,
-        "eos_id": run.model.eos_id,
-        "pad_id": run.model.pad_id,
-        "max_tokens": budget,
-        "splits": splits,
-        "tokenizer": tokenizer_info | {"round_trip_files": round_trip_files},
-        "stages": stats["stages"],
-        "dedup": stats["dedup"],
-        "corpus": {"key": stats["key"], "bytes_in": stats["bytes_in"],
-                   "bytes_kept": stats["bytes_kept"], "reused": stats["reused"]},
-        "config": to_dict(config),
-        "pack_key": pack_key,
-    }  # fmt: skip
-    _write_json(manifest_path, manifest)
-    return manifest | {"reused": False}
+            report = out_dir / REPORT_FILE
+            previous = json.loads(report.read_text()) if report.is_file() else None
+            return manifest | {"reused": True, "execution": previous}
+        manifest_path.unlink()  # about to be replaced: never read as this prepare's result
+    layout = WorkLayout(out_dir, corpus_key, tasks)
+    for stale in layout.stale():
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    shard_listing(listing, tasks, layout.listing)
+    for pack_logs in layout.logs.glob("pack-*"):  # its manifest is gone: it must run again
+        shutil.rmtree(pack_logs)
+    job = PackJob(
+        language=language.name, sources=tuple(source_list), config=config,
+        vocab_size=run.model.vocab_size, eos_id=run.model.eos_id, pad_id=run.model.pad_id,
+        max_tokens=budget, fim=fim, out_dir=str(out_dir), corpus_key=corpus_key, pack_key=pack_key,
+        tasks=tasks, step_names=_STEP_NAMES,
+    )  # fmt: skip
+    stages = _stages(language, plans, config, layout, tasks, job)
+    timings = run_stages(stages, layout.logs, config)
+    report = {"executor": config.executor, "workers": worker_count(config), "tasks": tasks,
+              "corpus_key": corpus_key, "work_dir": str(layout.root), "stages": timings}  # fmt: skip
+    atomic_write(layout.report, lambda h: json.dump(report, h, indent=2), text=True)
+    if not manifest_path.is_file():  # Slurm: the jobs are queued
+        return {"submitted": True, **report, "logs": str(layout.logs)}
+    return json.loads(manifest_path.read_text()) | {"reused": False, "execution": report}

@@ -1,22 +1,23 @@
-"""Where documents come from: a local directory tree or a `datasets` dataset (streamed).
+"""Where documents come from: local directory trees (listed here, read by the pipeline's tasks),
+local .jsonl/.parquet files and `datasets` names on the hub (read by datatrove's readers).
 
-Documents from a tree carry only their path; worker processes read them. Problems known while
-listing (broken symlinks, links out of the tree, non-regular or oversized files) travel as the
-document's `reason`, so every listed file is counted exactly once downstream.
+Listed files carry only their path; the tasks read them. Problems known while listing (broken
+symlinks, links out of the tree, non-regular files) travel as the entry's `reason`, so every
+listed file is counted exactly once downstream.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import itertools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 # A UTF-8 character takes at most 4 bytes: larger files cannot pass the character limit.
 _MAX_BYTES_PER_CHAR = 4
-_DATASET_FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+# A source "stack-v2:PATH" reads The Stack v2 rows (blob ids) from the .parquet/.jsonl at PATH.
+STACK_V2_PREFIX = "stack-v2:"
+_DATASET_FILE_KINDS = {".json": "jsonl", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
 class SourceError(ValueError):
@@ -24,25 +25,20 @@ class SourceError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Document:
-    """One source file: a `path` to read, or its `text`; `reason` when it is already rejected.
+class Listed:
+    """One listed file: its `path`, size in bytes and modification time; `reason` when it is
+    already rejected."""
 
-    `size` is the file size in bytes, or the length of an in-memory `text`.
-    """
-
-    id: str
+    path: str
     size: int
-    path: str | None = None
-    text: str | None = None
     reason: str | None = None
+    mtime_ns: int = 0
 
 
-def read_text(document: Document, max_chars: int) -> tuple[str | None, str | None]:
-    """The document's text and None, or None and the reason it cannot be used."""
+def read_text(document: Listed, max_chars: int) -> tuple[str | None, str | None]:
+    """The file's text and None, or None and the reason it cannot be used."""
     if document.reason is not None:
         return None, document.reason
-    if document.text is not None:
-        return document.text, None
     limit = max_chars * _MAX_BYTES_PER_CHAR
     if document.size > limit:
         return None, "too_large"
@@ -90,23 +86,24 @@ def _listed_entries(
     return files, subdirectories
 
 
-def _classify(entry: os.DirEntry, root_real: str) -> tuple[str | None, int]:
-    """(reason or None, size in bytes) for a listed file."""
+def _classify(entry: os.DirEntry, root_real: str) -> Listed:
+    """The listed file, with the reason it is rejected if it is."""
     try:
         if entry.is_symlink():
             target = os.path.realpath(entry.path, strict=True)
             if os.path.commonpath([target, root_real]) != root_real:
-                return "symlink_outside_tree", 0
+                return Listed(entry.path, 0, "symlink_outside_tree")
         if not entry.is_file():
-            return "not_regular_file", 0
-        return None, entry.stat().st_size
+            return Listed(entry.path, 0, "not_regular_file")
+        stat = entry.stat()
+        return Listed(entry.path, stat.st_size, None, stat.st_mtime_ns)
     except OSError:  # Broken links and link loops fail to resolve.
-        return "broken_symlink", 0
+        return Listed(entry.path, 0, "broken_symlink")
     except ValueError:  # commonpath of paths on different drives.
-        return "symlink_outside_tree", 0
+        return Listed(entry.path, 0, "symlink_outside_tree")
 
 
-def walk_tree(root: Path, extensions: Sequence[str]) -> Iterator[Document]:
+def walk_tree(root: Path, extensions: Sequence[str]) -> Iterator[Listed]:
     """Files under `root` with one of `extensions`, depth first in name order.
 
     Directory symlinks are never followed (so no loops); a file symlink is read only when its
@@ -118,66 +115,38 @@ def walk_tree(root: Path, extensions: Sequence[str]) -> Iterator[Document]:
     while stack:
         files, subdirectories = _listed_entries(stack.pop(), suffixes)
         for entry in files:
-            reason, size = _classify(entry, root_real)
-            yield Document(id=entry.path, size=size, path=entry.path, reason=reason)
+            yield _classify(entry, root_real)
         stack.extend(reversed(subdirectories))
 
 
-def dataset_documents(
-    name: str, config_name: str, split: str, text_column: str, data_files: str | None = None
-) -> Iterator[Document]:
-    """Stream rows of a `datasets` dataset (hub name, or a builder such as "json" + data_files)."""
-    import datasets  # Imported lazily: loading it costs seconds and only this source needs it.
+@dataclasses.dataclass(frozen=True)
+class SourcePlan:
+    """One source, classified: a directory tree ("tree"), a local "jsonl" or "parquet" file, a
+    `datasets` name on the hub ("hub"), or a listing of The Stack v2's blob ids ("stack-v2",
+    contents fetched from Software Heritage's S3 bucket)."""
 
-    try:
-        rows = datasets.load_dataset(
-            name, config_name or None, split=split, data_files=data_files, streaming=True
-        )
-    except Exception as error:  # datasets raises many types for "not found / unreachable".
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SourceError(
-            f"{name!r} is neither a local path nor a loadable dataset: {detail}"
-        ) from error
-    for index, row in enumerate(rows):
-        if text_column not in row:
-            raise SourceError(
-                f"dataset {name!r} has no text column {text_column!r} (columns: {sorted(row)})"
-            )
-        text = row[text_column]
-        if not isinstance(text, str):
-            yield Document(id=f"{name}:{split}:{index}", size=0, reason="not_text")
-            continue
-        yield Document(id=f"{name}:{split}:{index}", size=len(text), text=text)
+    kind: str
+    location: str
 
 
-def open_source(
-    sources: Sequence[str],
-    extensions: Sequence[str],
-    dataset_config: str,
-    dataset_split: str,
-    text_column: str,
-) -> Iterator[Document]:
-    """Documents from each source in turn: directories are walked, a .json/.jsonl/.parquet file
-    is read with `datasets`, anything else is taken as a hub dataset name.
-
-    Raises SourceError at once for a missing or unusable local path.
-    """
-    plans: list[Callable[[], Iterator[Document]]] = []
+def plan_sources(
+    sources: Sequence[str], dataset_config: str, dataset_split: str
+) -> list[SourcePlan]:
+    """Each source classified, failing at once (one SourceError line) for a missing or unusable
+    local path or a dataset that cannot be loaded."""
+    plans = []
     for source in sources:
+        if source.startswith(STACK_V2_PREFIX):
+            listing = Path(source.removeprefix(STACK_V2_PREFIX)).expanduser()
+            if not listing.exists():
+                raise SourceError(f"source {source!r}: listing {str(listing)!r} does not exist")
+            plans.append(SourcePlan("stack-v2", str(listing.resolve())))
+            continue
         path = Path(source).expanduser()
         if path.is_dir():
-            plans.append(functools.partial(walk_tree, path, extensions))
-        elif path.is_file() and path.suffix in _DATASET_FILE_BUILDERS:
-            plans.append(
-                functools.partial(
-                    dataset_documents,
-                    _DATASET_FILE_BUILDERS[path.suffix],
-                    "",
-                    dataset_split,
-                    text_column,
-                    data_files=str(path),
-                )
-            )
+            plans.append(SourcePlan("tree", str(path)))
+        elif path.is_file() and path.suffix in _DATASET_FILE_KINDS:
+            plans.append(SourcePlan(_DATASET_FILE_KINDS[path.suffix], str(path.resolve())))
         elif path.exists():
             raise SourceError(
                 f"source {source!r} is not a directory or a .json/.jsonl/.parquet file"
@@ -185,17 +154,27 @@ def open_source(
         elif source.startswith(("/", ".", "~")):
             raise SourceError(f"source path {source!r} does not exist")
         else:
-            plans.append(
-                functools.partial(
-                    dataset_documents, source, dataset_config, dataset_split, text_column
-                )
-            )
-    return itertools.chain.from_iterable(plan() for plan in plans)
+            _check_dataset(source, dataset_config, dataset_split)
+            plans.append(SourcePlan("hub", source))
+    return plans
 
 
-def within_budget(
-    documents: Iterator[Document], max_files: int, max_bytes: int
-) -> Iterator[Document]:
+def _check_dataset(name: str, config_name: str, split: str) -> None:
+    import datasets  # Imported lazily: loading it costs seconds and only hub sources need it.
+
+    try:
+        builder = datasets.load_dataset_builder(name, config_name or None)
+    except Exception as error:  # datasets raises many types for "not found / unreachable".
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SourceError(
+            f"{name!r} is neither a local path nor a loadable dataset: {detail}"
+        ) from error
+    splits = builder.info.splits
+    if splits and split not in splits:
+        raise SourceError(f"dataset {name!r} has no split {split!r} (splits: {sorted(splits)})")
+
+
+def within_budget(documents: Iterator[Listed], max_files: int, max_bytes: int) -> Iterator[Listed]:
     """Stop after `max_files` documents or `max_bytes` bytes (0 means no limit)."""
     total_bytes = 0
     for count, document in enumerate(documents):

@@ -1,14 +1,12 @@
-import json
 import os
 from pathlib import Path
 
 import pytest
 
 from data_tools.sources import (
-    Document,
+    Listed,
     SourceError,
-    dataset_documents,
-    open_source,
+    plan_sources,
     read_text,
     walk_tree,
     within_budget,
@@ -20,7 +18,7 @@ def test_walk_is_sorted_depth_first_and_never_follows_directory_links(tmp_path: 
     for name in ("b/z.py", "b/a.py", "a.py", "c.txt"):
         (tmp_path / name).write_text("x = 1\n")
     os.symlink(tmp_path, tmp_path / "b" / "loop")
-    ids = [Path(d.id).relative_to(tmp_path).as_posix() for d in walk_tree(tmp_path, (".py",))]
+    ids = [Path(d.path).relative_to(tmp_path).as_posix() for d in walk_tree(tmp_path, (".py",))]
     assert ids == ["a.py", "b/a.py", "b/z.py"]
 
 
@@ -28,7 +26,9 @@ def test_read_reasons(tmp_path: Path) -> None:
     cases = {"empty.py": b"", "bin.py": b"a\x00b", "bad.py": b"caf\xe9", "ok.py": "é".encode()}
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
-    reasons = {d.id.rsplit("/", 1)[1]: read_text(d, 100)[1] for d in walk_tree(tmp_path, (".py",))}
+    reasons = {
+        d.path.rsplit("/", 1)[1]: read_text(d, 100)[1] for d in walk_tree(tmp_path, (".py",))
+    }
     assert reasons == {"bad.py": "invalid_utf8", "bin.py": "binary", "empty.py": "empty",
                        "ok.py": None}  # fmt: skip
 
@@ -55,26 +55,32 @@ def test_oversized_file_is_rejected_without_reading(tmp_path: Path) -> None:
 
 
 def test_budgets_cap_files_and_bytes() -> None:
-    documents = [Document(id=str(i), size=10, text="x") for i in range(10)]
+    documents = [Listed(path=str(i), size=10) for i in range(10)]
     assert len(list(within_budget(iter(documents), 3, 0))) == 3
     assert len(list(within_budget(iter(documents), 0, 45))) == 4
 
 
-def test_local_dataset_rows_stream_through_datasets(tmp_path: Path) -> None:
-    path = tmp_path / "rows.jsonl"
-    path.write_text("\n".join(json.dumps({"text": t}) for t in ["a = 1", "b = 2"]))
-    documents = list(dataset_documents("json", "", "train", "text", data_files=str(path)))
-    assert [d.text for d in documents] == ["a = 1", "b = 2"]
-    with pytest.raises(SourceError, match="no text column 'content'"):
-        list(dataset_documents("json", "", "train", "content", data_files=str(path)))
+def test_sources_are_classified_and_listed_files_carry_size_and_mtime(tmp_path: Path) -> None:
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "a.py").write_text("x = 1\n")
+    (tmp_path / "rows.jsonl").write_text("{}\n")
+    (tmp_path / "blobs.parquet").write_bytes(b"")
+    plans = plan_sources(
+        [str(tmp_path / "tree"), str(tmp_path / "rows.jsonl"), f"stack-v2:{tmp_path}/blobs.parquet"],
+        "", "train",
+    )  # fmt: skip
+    assert [plan.kind for plan in plans] == ["tree", "jsonl", "stack-v2"]
+    (listed,) = walk_tree(tmp_path / "tree", (".py",))
+    assert listed.size == 6 and listed.mtime_ns == os.stat(listed.path).st_mtime_ns
 
 
 def test_unknown_dataset_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="neither a local path nor a loadable dataset"):
-        list(open_source([str(tmp_path / "missing.jsonl")[1:] + "-no-such"], (".py",),
-                         "", "train", "content"))  # fmt: skip
+        plan_sources([str(tmp_path / "missing.jsonl")[1:] + "-no-such"], "", "train")
 
 
-def test_missing_path_fails_before_reading_anything(tmp_path: Path) -> None:
+def test_missing_paths_fail_before_reading_anything(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="does not exist"):
-        open_source([str(tmp_path), "./missing"], (".py",), "", "train", "content")
+        plan_sources([str(tmp_path), "./missing"], "", "train")
+    with pytest.raises(SourceError, match="listing .* does not exist"):
+        plan_sources([f"stack-v2:{tmp_path}/none.parquet"], "", "train")

@@ -1,4 +1,4 @@
-"""The data pipeline's one-screen summary of a manifest: stages, drops, dedup quality, splits."""
+"""The data pipeline's one-screen summary of a prepare: stages, drops, dedup quality, splits."""
 
 from __future__ import annotations
 
@@ -6,11 +6,23 @@ from typing import Any
 
 
 def summary_table(manifest: dict[str, Any]) -> str:
-    """Counts per stage, drops by reason and the packed splits, as a one-screen table."""
-    lines = [f"{'stage':<30} {'files in':>9} {'files out':>9} {'seconds':>8}"]
+    """Counts per stage, drops by reason and the packed splits, as a one-screen table (or where
+    the submitted Slurm jobs log, when they have not finished)."""
+    if manifest.get("submitted"):
+        return (
+            f"submitted the pipeline as a chain of Slurm jobs; logs in {manifest['logs']}; "
+            "run the same command again once they finish"
+        )
+    execution = manifest.get("execution") or {}
+    seconds = {row["stage"]: row["seconds"] for row in execution.get("stages", [])}
+    lines = [f"{'stage':<16} {'files in':>10} {'files out':>10}"]
     for row in manifest["stages"]:
+        lines.append(f"{row['stage']:<16} {row['files_in']:>10} {row['files_out']:>10}")
+    if seconds:
         lines.append(
-            f"{row['stage']:<30} {row['files_in']:>9} {row['files_out']:>9} {row['seconds']:>8.2f}"
+            f"{execution['executor']} executor, {execution['tasks']} tasks, "
+            f"{execution['workers']} workers: "
+            + ", ".join(f"{stage} {value:.1f} s" for stage, value in seconds.items())
         )
     lines.append(
         "dropped: "
@@ -29,7 +41,7 @@ def summary_table(manifest: dict[str, Any]) -> str:
     for split, info in manifest["splits"].items():
         lines.append(
             f"{split:<11} files {info['files']:>7}  tokens {info['tokens']:>11}  "
-            f"rows {info['rows']:>8} x {manifest['row_length']}"
+            f"({info['dtype']}, {len(info['shards'])} shards)"
         )
     lines.append(
         f"tokenizer {manifest['tokenizer']['source']} "
