@@ -6,9 +6,12 @@ the output logits are float32. Every parameter carries logical axis names (see `
 and activations are constrained with their own `activation_*` names; core/sharding.py maps both
 to mesh axes. With `deterministic=False` (training), dropout at `config.dropout` applies to the
 embeddings and to each block's attention and feed-forward outputs, drawing from the "dropout" rng.
-Besides the training forward pass, `Transformer.prefill` and `Transformer.decode` serve KV-cached
-generation (core/generate.py): the cache holds `num_kv_heads` heads per layer, and a layer never
-copies it; it only returns the keys/values of its new tokens for the caller to write.
+Training attention (and prefill's) runs in the kernel `config.attention` names: the model's own
+einsums or jax.nn.dot_product_attention, which take a dense [B,S,S] mask, or the segment-id
+kernels of core/attention.py, for which no such mask is built. Besides the training forward
+pass, `Transformer.prefill` and `Transformer.decode` serve KV-cached generation
+(core/generate.py): the cache holds `num_kv_heads` heads per layer, and a layer never copies it;
+it only returns the keys/values of its new tokens for the caller to write.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from core import attention as attention_kernels
 from core.config import ModelConfig
 
 Array = jax.Array
@@ -36,6 +40,15 @@ class KVCache(NamedTuple):
 
     keys: Array
     values: Array
+
+
+class AttentionMask(NamedTuple):
+    """Which tokens a token attends to: a dense mask [B,S,S] (causality and segments) for the
+    kernels that take one, or the packed rows' segment ids [B,S] for the segment-aware kernels
+    (core/attention.py), which apply causality themselves; the other field is None."""
+
+    dense: Array | None = None
+    segment_ids: Array | None = None
 
 
 class Rope(NamedTuple):
@@ -118,11 +131,11 @@ class Attention(nn.Module):
         self,
         x: Array,
         rope: Rope,
-        mask: Array,
+        mask: AttentionMask,
         cache: KVCache | None,
         cache_mask: Array | None,
     ) -> tuple[Array, KVCache]:
-        """Attend from x [B,S,D] to itself (`mask` [B,S,S]) and to `cache` (`cache_mask` [B,T]).
+        """Attend from x [B,S,D] to itself (`mask`) and to `cache` (`cache_mask` [B,T]).
 
         Returns the output [B,S,D] and the rotated keys/values of x, [B,S,Hkv,Dh] each.
         """
@@ -142,12 +155,15 @@ class Attention(nn.Module):
         query = apply_rope(query, rope) * jnp.asarray(head_dim**-0.5, query.dtype)
         key = apply_rope(key, rope)
 
+        if cache is None and attention_kernels.uses_segment_ids(cfg.attention):
+            out = attention_kernels.segment_attention(cfg, query, key, value, mask.segment_ids)
+            return self._project_out(out), KVCache(key, value)
         if cache is None and cfg.attention in ("xla", "cudnn"):
             out = jax.nn.dot_product_attention(
                 query,
                 key,
                 value,
-                mask=mask[:, None],
+                mask=mask.dense[:, None],
                 scale=1.0,
                 is_causal=True,
                 implementation=cfg.attention,
@@ -168,7 +184,7 @@ class Attention(nn.Module):
             scores = scores.reshape(batch, kv_heads, length, groups, keys.shape[1])
             return jnp.where(keep[:, None, :, None, :], scores, _NEG_INF)
 
-        scores = scores_against(key, mask)
+        scores = scores_against(key, mask.dense)
         if cache is not None:
             scores = jnp.concatenate(
                 [scores_against(cache.keys, cache_mask[:, None, :]), scores], axis=-1
@@ -225,7 +241,7 @@ class Block(nn.Module):
         self,
         x: Array,
         rope: Rope,
-        mask: Array,
+        mask: AttentionMask,
         cache: KVCache | None,
         cache_mask: Array | None,
     ) -> tuple[Array, KVCache | None]:
@@ -305,9 +321,7 @@ class Transformer(nn.Module):
         batch, length = tokens.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))
-        mask = _causal_mask(batch, length)
-        if segment_ids is not None:
-            mask &= segment_ids[:, :, None] == segment_ids[:, None, :]
+        mask = _self_attention_mask(self.config, batch, length, segment_ids)
         hidden, _ = self._layers(tokens, positions, mask, None, None, emit_kv=False)
         return hidden if return_hidden else self.logits(hidden)
 
@@ -330,7 +344,7 @@ class Transformer(nn.Module):
 
     def prefill(self, tokens: Array, positions: Array, segment_ids: Array) -> tuple[Array, KVCache]:
         """Run a prompt batch [B,S]: last-position logits [B,V] and every layer's keys/values."""
-        mask = _causal_mask(*tokens.shape) & (segment_ids[:, :, None] == segment_ids[:, None, :])
+        mask = _self_attention_mask(self.config, *tokens.shape, segment_ids)
         hidden, kv = self._layers(tokens, positions, mask, None, None, emit_kv=True)
         return self.logits(hidden[:, -1:])[:, 0], kv
 
@@ -347,7 +361,7 @@ class Transformer(nn.Module):
         Returns logits [B,S,V] (see `logits` for `transposed_embedding`) and the new tokens'
         keys/values [L,B,S,Hkv,Dh], which the caller writes into its cache.
         """
-        mask = _causal_mask(*tokens.shape)
+        mask = AttentionMask(dense=_causal_mask(*tokens.shape))
         hidden, kv = self._layers(tokens, positions, mask, cache, cache_mask, emit_kv=True)
         return self.logits(hidden, transposed_embedding), kv
 
@@ -356,7 +370,7 @@ class Transformer(nn.Module):
         self,
         tokens: Array,
         positions: Array,
-        mask: Array,
+        mask: AttentionMask,
         cache: KVCache | None,
         cache_mask: Array | None,
         emit_kv: bool,
@@ -400,6 +414,21 @@ _REMAT_POLICIES = {
 def _causal_mask(batch: int, length: int) -> Array:
     causal = jnp.tril(jnp.ones((length, length), dtype=bool))
     return jnp.broadcast_to(causal, (batch, length, length))
+
+
+def _self_attention_mask(
+    config: ModelConfig, batch: int, length: int, segment_ids: Array | None
+) -> AttentionMask:
+    """What a token sees of its own row: segment ids for the kernels that take them (no
+    [B,S,S] array exists then), else the dense causal mask within segments."""
+    if attention_kernels.uses_segment_ids(config.attention):
+        if segment_ids is None:
+            segment_ids = jnp.zeros((batch, length), jnp.int32)
+        return AttentionMask(segment_ids=segment_ids)
+    mask = _causal_mask(batch, length)
+    if segment_ids is not None:
+        mask &= segment_ids[:, :, None] == segment_ids[:, None, :]
+    return AttentionMask(dense=mask)
 
 
 def _boxed_params(config: ModelConfig, rng: Array) -> Params:

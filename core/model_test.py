@@ -6,7 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core.config import REMAT_POLICIES, ConfigError
+from core.config import (
+    ATTENTION_BACKENDS,
+    ATTENTION_IMPLEMENTATIONS,
+    REMAT_POLICIES,
+    SEGMENT_ATTENTION,
+    ConfigError,
+)
 from core.model import (
     KVCache,
     Transformer,
@@ -21,6 +27,15 @@ from core.model import (
 from core.testing import TINY_DECODER
 
 TINY = TINY_DECODER
+# Every training attention kernel that runs on the CPU (the Pallas kernels in interpret mode).
+CPU_ATTENTION = tuple(
+    name
+    for name in ATTENTION_IMPLEMENTATIONS
+    if name != "auto" and "cpu" in ATTENTION_BACKENDS.get(name, ("cpu",))
+)
+# Three documents in the first row (one crossing no boundary with the next), one in the second.
+PACKED_SEGMENTS = np.array([[0] * 3 + [1] * 4 + [2] * 5, [7] * 12], dtype=np.int32)
+PACKED_POSITIONS = np.array([[*range(3), *range(4), *range(5)], list(range(12))], dtype=np.int32)
 
 
 @pytest.fixture(scope="module")
@@ -68,21 +83,25 @@ def test_logits_method_matches_full_forward(params):
     np.testing.assert_allclose(logits, forward(params, tokens), rtol=1e-5, atol=1e-5)
 
 
-def test_causal_future_tokens_do_not_change_past_logits(params):
+@pytest.mark.parametrize("attention", CPU_ATTENTION)
+def test_causal_future_tokens_do_not_change_past_logits(params, attention):
+    config = dataclasses.replace(TINY, attention=attention)
     tokens = random_tokens(3, (2, 8))
     changed = tokens.copy()
     changed[:, 5:] = (changed[:, 5:] + 1) % TINY.vocab_size
-    original, perturbed = forward(params, tokens), forward(params, changed)
+    original, perturbed = forward(params, tokens, config), forward(params, changed, config)
     np.testing.assert_allclose(original[:, :5], perturbed[:, :5], rtol=1e-5, atol=1e-5)
     assert not np.allclose(original[:, 5:], perturbed[:, 5:], atol=1e-3)
 
 
-def test_packed_row_equals_separate_rows(params):
+@pytest.mark.parametrize("attention", CPU_ATTENTION)
+def test_packed_row_equals_separate_rows(params, attention):
+    config = dataclasses.replace(TINY, attention=attention)
     first, second = random_tokens(4, (1, 5)), random_tokens(5, (1, 7))
     packed = np.concatenate([first, second], axis=1)
     segment_ids = np.array([[1] * 5 + [2] * 7], dtype=np.int32)
     positions = np.array([list(range(5)) + list(range(7))], dtype=np.int32)
-    logits = forward(params, packed, positions=positions, segment_ids=segment_ids)
+    logits = forward(params, packed, config, positions, segment_ids)
     np.testing.assert_allclose(logits[:, :5], forward(params, first), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(logits[:, 5:], forward(params, second), rtol=1e-5, atol=1e-5)
 
@@ -98,6 +117,39 @@ def test_library_attention_matches_einsum_attention_on_packed_rows(params):
         rtol=1e-5,
         atol=1e-5,
     )
+
+
+@pytest.mark.parametrize("attention", SEGMENT_ATTENTION)
+def test_segment_kernels_match_einsum_attention_forward_and_gradients(params, attention):
+    # float32 throughout: logits within 1e-5, parameter gradients within rtol 1e-4 / atol 1e-6.
+    tokens = random_tokens(12, (2, 12))
+    kernel = dataclasses.replace(TINY, attention=attention)
+
+    @functools.partial(jax.jit, static_argnums=1)
+    def logits_and_grads(p, config):
+        def loss(p):
+            logits = forward(p, tokens, config, PACKED_POSITIONS, PACKED_SEGMENTS)
+            return jnp.mean(logits**2), logits
+
+        return jax.grad(loss, has_aux=True)(p)
+
+    grads, logits = logits_and_grads(params, kernel)
+    einsum_grads, einsum_logits = logits_and_grads(params, TINY)
+    np.testing.assert_allclose(logits, einsum_logits, rtol=1e-5, atol=1e-5)
+    for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(einsum_grads), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("attention", CPU_ATTENTION)
+def test_only_dense_mask_kernels_build_the_dense_mask(params, attention):
+    config = dataclasses.replace(TINY, attention=attention)
+    tokens = random_tokens(13, (2, 12))
+
+    def loss(p):
+        return jnp.sum(forward(p, tokens, config, PACKED_POSITIONS, PACKED_SEGMENTS))
+
+    jaxpr = str(jax.make_jaxpr(jax.grad(loss))(params))
+    assert ("bool[2,12,12]" in jaxpr) == (attention not in SEGMENT_ATTENTION)
 
 
 def test_tied_logits_gradients_match_autodiff_and_keep_the_compute_dtype():
@@ -214,9 +266,11 @@ def test_remat_keeps_outputs_and_gradients(params, policy):
         np.testing.assert_allclose(remat_grad, grad, rtol=1e-4, atol=1e-7)
 
 
-def test_prefill_then_decode_matches_full_forward(params):
+@pytest.mark.parametrize("attention", ["einsum", *SEGMENT_ATTENTION])
+def test_prefill_then_decode_matches_full_forward(params, attention):
     tokens = jnp.asarray(random_tokens(11, (2, 8)))
-    apply = jax.jit(Transformer(TINY).apply, static_argnames="method")
+    config = dataclasses.replace(TINY, attention=attention)  # prefill's kernel; decode: einsum
+    apply = jax.jit(Transformer(config).apply, static_argnames="method")
     positions = jnp.broadcast_to(jnp.arange(8), (2, 8))
     last_logits, cache = apply(
         {"params": params},
