@@ -8,6 +8,9 @@ A run directory (what training writes, and what evals, the orchestrator and expo
     checkpoints/     orbax steps
     hf/step_N/       Hugging Face exports written while training (--export-hf-every)
     metrics.jsonl    one JSON record per logged step
+    tensorboard/     TensorBoard event files of the same records (`tensorboard --logdir RUN`)
+    wandb/, wandb.json   Weights & Biases files and the run's W&B id (--wandb-project)
+    profile/         jax.profiler traces (--profile-steps), under plugins/profile/<time>/
     loss.png         the loss curve
     samples.md       end-of-run sample completions
     summary.json     the run's one-screen summary
@@ -81,6 +84,20 @@ class RunLayout:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.jsonl"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
+    def wandb_run(self) -> Path:
+        """The W&B run id a resumed run continues (W&B's own files go to root/wandb/)."""
+        return self.root / "wandb.json"
+
+    @property
+    def profile(self) -> Path:
+        """The profiler's log directory: TensorBoard's profile plugin reads plugins/profile/."""
+        return self.root / "profile"
 
     @property
     def loss_curve(self) -> Path:

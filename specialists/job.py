@@ -9,6 +9,13 @@ preset) and put the prepared data in the same place (`outputs/data/<language>-<p
 --data-dir), so `prepare` then `train` prepares once. `train` writes the run directory
 (core/layout.py; `outputs/<language>-<preset>` unless --out); running it again resumes from the
 newest checkpoint, and `--fresh` starts over.
+
+Besides the validation loss, every `--eval-every` steps the train job scores the live parameters
+on the language's own benchmark (greedy pass@1 on its first benchmark's first
+`--train-eval-tasks` tasks, run in the evals sandbox) and the syntax-valid rate of greedy
+completions of its sample prompts (`TrainEvalHook`); a language without benchmarks gets only the
+syntax-valid rate. They are logged like every metric (metrics.jsonl, TensorBoard, W&B), and
+summary.json keeps the best and the last of each.
 """
 
 from __future__ import annotations
@@ -22,19 +29,23 @@ from typing import Any
 
 import jax
 from jax.experimental import multihost_utils
+from tokenizers import Tokenizer
 
 from core.completion import CompletionRequest
-from core.config import ModelConfig, RunConfig
-from core.data import BatchLoader, PackedDataset, eval_batches
+from core.config import ModelConfig, RunConfig, TrainConfig, to_dict
+from core.data import BatchLoader, eval_batches, open_windows
 from core.export_hf import export_params
-from core.inference import load_completer
+from core.goodput import goodput_line
+from core.hooks import Hook, RunInfo, StepInfo, hook
+from core.inference import CheckpointCompleter, load_completer
 from core.language import Language
 from core.layout import RunLayout, default_data_dir, default_run_dir
 from core.run_flags import add_run_config_args, run_config_from_args
 from core.sharding import maybe_initialize_distributed
 from core.tokenizer import load_tokenizer
-from core.trainer import Hook, read_metrics, train
+from core.trainer import read_metrics, train
 from core.warm_start import initial_params, warm_run
+from data_tools.executors import PipelineError
 from data_tools.prepare import prepare
 from data_tools.summary import summary_table
 
@@ -102,16 +113,135 @@ def export_hook(layout: RunLayout, model: ModelConfig, every: int) -> Hook:
     """Training's --export-hf-every: the run's parameters in Hugging Face's format at
     hf/step_N/ every `every` steps and at the end."""
 
-    def export(step: int, state: Any) -> None:
-        params = multihost_utils.process_allgather(state.params)
+    def export(info: StepInfo) -> None:
+        params = multihost_utils.process_allgather(info.state.params)
         if jax.process_index() == 0:
-            export_params(layout.hf_export(step), params, model, layout, step, "bfloat16")
+            export_params(layout.hf_export(info.step), params, model, layout, info.step, "bfloat16")
 
-    return Hook(every, export)
+    return hook(export, every)
+
+
+# Metric names of the training-time evals (tracking.tag shows "pass@1" as "pass_1").
+SYNTAX_METRIC = "eval/samples/syntax_valid_rate"
+
+
+def pass_metric(benchmark: str) -> str:
+    """The record key of greedy pass@1 on `benchmark`'s training-time subset."""
+    return f"eval/{benchmark}/pass@1"
+
+
+class TrainEvalHook(Hook):
+    """Training-time evals of the live parameters (no checkpoint round trip), every `eval_every`
+    steps and at the end (not when a signal stops the run): greedy pass@1 on the first
+    `train_eval_tasks` tasks of the language's first benchmark, executed in the evals sandbox,
+    with the syntax-valid rate of those completions; and the syntax-valid rate of greedy
+    completions of the language's sample prompts (cut at its next line comment, as the syntax
+    eval cuts them). A benchmark that cannot run here (no toolchain, no data) is skipped with a
+    note; the syntax-valid rate still runs. On several processes every process evaluates the
+    gathered parameters."""
+
+    kind = "eval"
+
+    def __init__(
+        self, language: Language, model: ModelConfig, tokenizer: Tokenizer, train: TrainConfig
+    ) -> None:
+        self.language, self.model, self.tokenizer = language, model, tokenizer
+        self.every = train.eval_every
+        self.tasks = train.train_eval_tasks
+        self.request = CompletionRequest(
+            max_new_tokens=train.train_eval_new_tokens, seed=train.seed
+        )
+        self.benchmark: Any = None
+        self.sandbox: Any = None
+
+    def start(self, run: RunInfo) -> None:
+        if self.tasks == 0 or self.language.benchmarks is None:
+            return
+        from evals.errors import EvalError
+
+        try:
+            self.benchmark, self.sandbox = _benchmark_subset(self.language, self.tasks, run.layout)
+        except EvalError as error:
+            print(f"note: training-time {self.language.name} benchmark eval skipped: {error}")
+
+    def run(self, info: StepInfo) -> None:
+        from evals.harness import complete_tasks, evaluate, generate
+        from evals.syntax import check_syntax, prompt_tasks, summarize_syntax
+
+        if info.stopping is not None:
+            return
+        params = info.state.params
+        if jax.process_count() > 1:
+            params = multihost_utils.process_allgather(params)
+        completer = CheckpointCompleter(self.model, params, self.tokenizer)
+        if self.benchmark is not None:
+            completions = generate(self.benchmark, completer, self.request)
+            results = evaluate(self.benchmark, completions, self.sandbox)
+            samples = [sample for result in results for sample in result.samples]
+            name = self.benchmark.name
+            info.metrics[pass_metric(name)] = sum(s.passed for s in samples) / len(samples)
+            info.metrics[f"eval/{name}/syntax_valid_rate"] = sum(
+                s.syntax_valid for s in samples
+            ) / len(samples)
+        language = self.language
+        tasks = prompt_tasks(language.name, language.sample_prompts)
+        stop = [f"\n{language.line_comment}"]
+        completions = complete_tasks(tasks, stop, completer, self.request)
+        prompts = {task.task_id: task.prompt for task in tasks}
+        checked = check_syntax(completions, prompts, language.drop_reason, language.line_comment)
+        info.metrics[SYNTAX_METRIC] = summarize_syntax(checked)["syntax_valid_rate"]
+
+    def close(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.close()
+            self.sandbox = None
+
+
+def _benchmark_subset(language: Language, count: int, layout: RunLayout) -> tuple[Any, Any]:
+    """(the first `count` tasks of the language's first benchmark as a harness benchmark, the
+    sandbox it runs in), with the settings `:eval --checkpoint RUN` would use."""
+    from evals.cli import parse_args as eval_args
+    from evals.sandbox import Sandbox
+
+    suite = language.benchmarks()
+    name = next(iter(suite.benchmarks))
+    argv = ["--checkpoint", str(layout.root), "--benchmark", name, "--limit", str(count)]
+    args = eval_args(language, suite, argv)
+    tasks = list(suite.benchmarks[name](args))[:count]
+    sandbox = Sandbox(suite.limits)
+    try:
+        toolchain = suite.toolchain(sandbox)
+        if suite.prepare is not None:
+            tasks = list(suite.prepare(args, name, tasks, sandbox, toolchain))
+        return suite.make_benchmark(name, tasks, toolchain), sandbox
+    except BaseException:
+        sandbox.close()
+        raise
+
+
+def eval_summary(history: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """For the validation loss and each training-time eval metric, its best (lowest loss,
+    highest rate) and last value, with their steps."""
+    names = sorted(
+        {key for r in history for key in r if key == "val_loss" or key.startswith("eval/")}
+    )
+    summary = {}
+    for name in names:
+        points = [(r["step"], r[name]) for r in history if name in r]
+        lower_is_better = name.endswith("loss")
+        best = (min if lower_is_better else max)(points, key=lambda point: point[1])
+        summary[name] = {
+            "best": best[1],
+            "best_step": best[0],
+            "last": points[-1][1],
+            "last_step": points[-1][0],
+        }
+    return summary
 
 
 def _start_fresh(layout: RunLayout) -> None:
     shutil.rmtree(layout.checkpoints, ignore_errors=True)
+    shutil.rmtree(layout.tensorboard, ignore_errors=True)
     layout.metrics.unlink(missing_ok=True)
 
 
@@ -166,6 +296,13 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"loss           first {summary['train_loss_first']:.3f} -> last "
         f"{summary['train_loss_last']:.3f}; validation "
         + ("n/a (empty split)" if summary["val_loss"] is None else f"{summary['val_loss']:.3f}"),
+        *(
+            f"eval           {name}: last {value['last']:.3f} (step {value['last_step']}), "
+            f"best {value['best']:.3f} (step {value['best_step']})"
+            for name, value in summary.get("evals", {}).items()
+            if name != "val_loss"
+        ),
+        f"goodput        {goodput_line(summary['goodput'])}",
         f"checkpoint     {summary['checkpoint']}",
         f"samples        {summary['samples_parse']}/{summary['samples']} parse "
         f"({RunLayout(Path(summary['run_dir'])).samples})"
@@ -183,18 +320,29 @@ def train_job(language: Language, args: argparse.Namespace) -> dict[str, Any]:
     if args.fresh:
         _start_fresh(layout)
     manifest = prepare_data(language, run, args)
+    if manifest.get("submitted"):
+        raise PipelineError(
+            "--executor slurm queues the data pipeline: run `train` again once its jobs finish "
+            f"(logs in {manifest['logs']})"
+        )
     layout.link_data(data_dir(language, args))
     _install_tokenizer(manifest, layout)
     loader = BatchLoader(
-        PackedDataset(data_dir(language, args), "train"),
+        open_windows(data_dir(language, args), "train", run.train.seq_len),
         run.train.batch_size,
         run.train.seed,
         jax.process_index(),
         jax.process_count(),
     )
-    validation = PackedDataset(data_dir(language, args), "validation")
+    validation = open_windows(data_dir(language, args), "validation", run.train.seq_len)
     source = run.train.init_from
-    hooks = [export_hook(layout, run.model, run.train.export_hf_every)]
+    hooks: list[Hook] = []
+    if run.train.train_evals:
+        tokenizer = load_tokenizer(layout.tokenizer)
+        hooks.append(TrainEvalHook(language, run.model, tokenizer, run.train))
+    if run.train.export_hf_every:
+        hooks.append(export_hook(layout, run.model, run.train.export_hf_every))
+    data_summary = _data_summary(manifest, data_dir(language, args))
     result = train(
         run.model,
         run.train,
@@ -202,7 +350,8 @@ def train_job(language: Language, args: argparse.Namespace) -> dict[str, Any]:
         lambda: eval_batches(validation, run.train.batch_size, run.train.eval_batches),
         layout.root,
         init=(lambda: initial_params(source, run.model)) if source else None,
-        hooks=hooks if run.train.export_hf_every else (),
+        hooks=hooks,
+        tracked_config={"data": to_dict(run.data), "data_manifest": data_summary},
     )
     history = read_metrics(layout.metrics)
     summary = {
@@ -218,7 +367,9 @@ def train_job(language: Language, args: argparse.Namespace) -> dict[str, Any]:
         "val_loss": next((r["val_loss"] for r in reversed(history) if "val_loss" in r), None),
         "stopped_by_signal": result.stopped_by_signal,
         "checkpoint": str(result.checkpoint_dir),
-        "data": _data_summary(manifest, data_dir(language, args)),
+        "data": data_summary,
+        "evals": eval_summary(history),
+        "goodput": result.goodput,
     }
     if result.stopped_by_signal is None:
         summary |= write_samples(language, layout, run.train.seed)

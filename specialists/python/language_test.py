@@ -1,4 +1,5 @@
-"""The Python language: its filter, its default corpus, data preparation and the whole train job."""
+"""The Python language: its filter, its default corpus, data preparation and the whole train job
+(with its training-time HumanEval and syntax evals, TensorBoard events and goodput)."""
 
 import json
 import os
@@ -8,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.goodput import CATEGORIES
 from core.layout import RunLayout
+from core.tracking import tag, tensorboard_scalars
 from core.trainer import read_metrics
 from data_tools.prepare import prepare
 from data_tools.testing import python_module, write_fixture_corpus
@@ -86,12 +89,37 @@ def test_train_job_writes_its_outputs_resumes_and_restarts(tmp_path: Path) -> No
     assert summary["samples"] == len(LANGUAGE.sample_prompts)
     assert layout.samples.read_text().count("```python") == summary["samples"]
     history = {record["step"]: record["loss"] for record in read_metrics(layout.metrics)}
+    # Training-time evals at the end (--eval-every 3): HumanEval's first tasks and the samples.
+    (evaluated,) = (r for r in read_metrics(layout.metrics) if "val_loss" in r)
+    evals = ("val_loss", "eval/humaneval/pass@1", "eval/humaneval/syntax_valid_rate",
+             "eval/samples/syntax_valid_rate")  # fmt: skip
+    assert evaluated["step"] == 3 and set(evals) <= set(evaluated)
+    assert all(0.0 <= evaluated[name] <= 1.0 for name in evals[1:])
+    # TensorBoard holds every metric of the records.
+    scalars = tensorboard_scalars(layout.tensorboard)
+    for key in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu", *evals):
+        assert [step for step, _ in scalars[tag(key)]] == [
+            r["step"] for r in read_metrics(layout.metrics) if key in r
+        ], key
+    assert summary["evals"]["eval/humaneval/pass@1"] == {
+        "best": evaluated["eval/humaneval/pass@1"], "best_step": 3,
+        "last": evaluated["eval/humaneval/pass@1"], "last_step": 3,
+    }  # fmt: skip
+    goodput = summary["goodput"]
+    assert goodput["eval_s"] > 0 and goodput["compile_s"] > 0 and goodput["restart_s"] == 0
+    assert sum(goodput[f"{name}_s"] for name in CATEGORIES) == pytest.approx(goodput["total_s"])
 
     resumed = train_tiny(LANGUAGE, [corpus], work, "--steps", "5")
     resumed_history = read_metrics(layout.metrics)
     assert [record["step"] for record in resumed_history] == [1, 2, 3, 4, 5]
     assert {r["step"]: r["loss"] for r in resumed_history if r["step"] <= 3} == history
     assert resumed["train_loss_first"] == first["train_loss_first"] and resumed["step"] == 5
+    # The summary's evals span the whole run: step 3's before the resume, step 5's after.
+    assert resumed["evals"]["val_loss"]["last_step"] == 5
+    assert resumed["evals"]["val_loss"]["best"] == min(
+        r["val_loss"] for r in resumed_history if "val_loss" in r
+    )
+    assert resumed["goodput"]["restart_s"] > 0
 
     restarted = train_tiny(LANGUAGE, [corpus], work, "--fresh")
     assert [record["step"] for record in read_metrics(layout.metrics)] == [1, 2, 3]
