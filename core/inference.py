@@ -19,24 +19,75 @@ from tokenizers import Tokenizer
 from core.checkpoint import CheckpointError, load_model
 from core.completion import CompletionRequest, Completions, SamplingConfig, cut_at_stop
 from core.config import ModelConfig
-from core.generate import generate
+from core.generate import DecodeStats, StopCheck, content_keys, generate_rows
 from core.layout import RunLayout
-from core.model import Transformer
+from core.model import Transformer, unstack_layers
 from core.tokenizer import load_tokenizer
 from core.train_step import loss_sum
 
+# Decode slots per generation call, by backend. CPU: measured with core/bench_eval_sampling.py
+# (TEST, HumanEval prompts x 4 samples, T = 0.2, top-p 0.95; see the report in that module's
+# docstring). Accelerators: not measured here; a PROD decode step is memory-bound on the weights
+# and the KV cache, so a large batch costs little more per step than a small one.
+GENERATION_BATCH = {"cpu": 32, "gpu": 128, "tpu": 128}
+# Decode steps between the host's stop-string checks (and refills of finished slots).
+CHECK_EVERY = 8
+
+
+def stop_settled(text: str, stops: Sequence[str]) -> bool:
+    """Whether `text`, decoded from the first ids of a row, already fixes where the row's final
+    text is cut (`cut_at_stop`): it holds a stop string, and no stop string could still begin
+    before the first one found (its start is at the end of `text`). The row can end there: the
+    ids after it do not change the completion.
+
+    A text decoded from a prefix of the ids is a prefix of the final text once its trailing
+    replacement characters are dropped (byte-level BPE: only an incomplete last character
+    differs), so a row ended here is cut to exactly the text of the row decoded to the end.
+    """
+    text = text.rstrip("\ufffd")
+    stops = [stop for stop in stops if stop]
+    first = min((index for stop in stops if (index := text.find(stop)) >= 0), default=-1)
+    if first < 0:
+        return False
+    return not any(
+        text.endswith(stop[:size]) and len(text) - size < first
+        for stop in stops
+        for size in range(1, len(stop))
+    )
+
 
 class CheckpointCompleter:
-    """Completions and perplexity from one model; prompts run in fixed-size batches so that
-    compiled programs are reused across calls."""
+    """Completions and perplexity from one model.
+
+    All rows of a request (every prompt x every sample) go through one continuously batched
+    decode (core.generate.generate_rows): rows are admitted shortest prompt first into
+    `generation_batch_size` slots; every `check_every` steps the running rows' text is decoded
+    and a row whose text holds one of its stop strings ends, and its slot takes the next row; the
+    call ends when every row has ended. Each row samples from its own key (the seed, the prompt's
+    ids and the sample number), so a prompt's samples do not depend on the rest of the request.
+    Compiled programs (one decode program per batch size, prompt region and max_new_tokens; one
+    prefill per admitted power-of-two count and prompt bucket) are reused across calls.
+    `batch_size` is the number of rows per perplexity batch.
+    """
 
     def __init__(
-        self, config: ModelConfig, params: Any, tokenizer: Tokenizer, batch_size: int = 8
+        self,
+        config: ModelConfig,
+        params: Any,
+        tokenizer: Tokenizer,
+        batch_size: int = 8,
+        generation_batch_size: int | None = None,
+        check_every: int = CHECK_EVERY,
     ) -> None:
-        self.config = config.for_backend(jax.default_backend())
+        backend = jax.default_backend()
+        self.config = config.for_backend(backend)
         self.params = params
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.generation_batch_size = generation_batch_size or GENERATION_BATCH.get(backend, 32)
+        self.check_every = check_every
+        self.last_stats: DecodeStats | None = None  # what the latest generation call computed
+        self._decode_model: tuple[ModelConfig, Any] | None = None
 
     def complete_ids(
         self,
@@ -44,25 +95,35 @@ class CheckpointCompleter:
         max_new_tokens: int,
         sampling: SamplingConfig,
         seed: int,
+        samples: Sequence[int] | None = None,
+        stop_check: StopCheck | None = None,
     ) -> list[list[int]]:
-        """Generated ids per prompt (EOS ends a row), after `fit` trims the prompts."""
+        """Generated ids per prompt (EOS ends a row), after `fit` trims the prompts; row i
+        samples from the key of (seed, its prompt ids, samples[i]) (default 0)."""
         prompts, max_new_tokens = self.fit(prompts, max_new_tokens)
-        eos = self.config.eos_id
-        outputs: list[list[int]] = []
-        for start in range(0, len(prompts), self.batch_size):
-            batch = prompts[start : start + self.batch_size]
-            padded = batch + [batch[-1]] * (self.batch_size - len(batch))
-            generation = generate(
-                self.params,
-                self.config,
-                padded,
-                max_new_tokens,
-                sampling=sampling,
-                stop_ids=(eos,),
-                rng=jax.random.fold_in(jax.random.key(seed), start),
-            )
-            outputs.extend(generation.token_lists()[: len(batch)])
-        return outputs
+        config, params = self._decoding()
+        keys = content_keys(seed, prompts, [0] * len(prompts) if samples is None else samples)
+        generation, self.last_stats = generate_rows(
+            params,
+            config,
+            prompts,
+            max_new_tokens,
+            sampling=sampling,
+            stop_ids=(self.config.eos_id,),
+            keys=keys,
+            stop_check=stop_check,
+            batch_size=self.generation_batch_size,
+            check_every=self.check_every,
+        )
+        return generation.token_lists()
+
+    def _decoding(self) -> tuple[ModelConfig, Any]:
+        """The model with its layers unrolled, made once: decoding reads each layer's weights
+        at every step, and a scanned stack would be sliced again at every decode call."""
+        if self._decode_model is None:
+            params, config = unstack_layers(self.params, self.config)
+            self._decode_model = config, params
+        return self._decode_model
 
     def fit(
         self, prompts: Sequence[Sequence[int]], max_new_tokens: int
@@ -73,23 +134,58 @@ class CheckpointCompleter:
         keep = self.config.max_seq_len - max_new_tokens
         return [list(prompt)[-keep:] or [self.config.eos_id] for prompt in prompts], max_new_tokens
 
-    def complete(self, request: CompletionRequest) -> Completions:
-        """`request.n_samples` completions per prompt, each cut before the first stop string;
-        a prompt's tokens are those the model read (see `fit`), a completion's those of its text
-        as returned (up to the stop)."""
+    def complete(
+        self, request: CompletionRequest, prompt_stops: Sequence[Sequence[str]] | None = None
+    ) -> Completions:
+        """`request.n_samples` completions per prompt, each cut before the first stop string
+        (`request.stop`, plus prompt i's own `prompt_stops[i]` when given: per-task stops); a
+        prompt's tokens are those the model read (see `fit`), a completion's those of its text
+        as returned (up to the stop). Greedy rows are the same as one prompt decoded alone to
+        max_new_tokens and then cut; rows end as soon as their text holds a stop string."""
         n = request.n_samples
+        if prompt_stops is not None and len(prompt_stops) != len(request.prompts):
+            raise ValueError(
+                f"prompt_stops has {len(prompt_stops)} entries for {len(request.prompts)} prompts"
+            )
+        stops = [
+            tuple(s for s in (*request.stop, *(prompt_stops[i] if prompt_stops else ())) if s)
+            for i in range(len(request.prompts))
+        ]
         encoded = self.fit(self._encode(list(request.prompts)), request.max_new_tokens)[0]
         repeated = [ids for ids in encoded for _ in range(n)]
+        row_stops = [stop for stop in stops for _ in range(n)]
         generated = self.complete_ids(
-            repeated, request.max_new_tokens, request.sampling, request.seed
+            repeated,
+            request.max_new_tokens,
+            request.sampling,
+            request.seed,
+            samples=[sample for _ in encoded for sample in range(n)],
+            stop_check=self._stop_check(row_stops) if any(row_stops) else None,
         )
-        texts = [cut_at_stop(text, request.stop) for text in self.tokenizer.decode_batch(generated)]
+        texts = [
+            cut_at_stop(text, stop)
+            for text, stop in zip(self.tokenizer.decode_batch(generated), row_stops, strict=True)
+        ]
         lengths = [len(ids) for ids in self._encode(texts)]
         return Completions(
             [texts[i : i + n] for i in range(0, len(texts), n)],
             [len(ids) for ids in encoded],
             [sum(lengths[i : i + n]) for i in range(0, len(texts), n)],
         )
+
+    def _stop_check(self, row_stops: Sequence[tuple[str, ...]]) -> StopCheck:
+        """The decode loop's host-side check: whether each row's text so far settles its cut
+        (`stop_settled`)."""
+
+        def check(rows: Sequence[int], ids: Sequence[Sequence[int]]) -> list[bool]:
+            candidates = [index for index, row in enumerate(rows) if row_stops[row]]
+            ended = [False] * len(rows)
+            texts = self.tokenizer.decode_batch([list(ids[index]) for index in candidates])
+            for index, text in zip(candidates, texts, strict=True):
+                ended[index] = stop_settled(text, row_stops[rows[index]])
+            return ended
+
+        return check
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]

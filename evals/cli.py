@@ -2,10 +2,12 @@
 checks).
 
     python -m specialists eval --language L --checkpoint DIR [--n-samples 10 --temperature 0.8]
+    python -m specialists eval --language L --checkpoint DIR --protocol bigcode
     python -m specialists eval --language L --samples completions.jsonl [--benchmark NAME]
     python -m specialists eval --language L --write-canonical canonical.jsonl
 
-Writes OUT/results.json (summary, sandbox protections, per-task results) and prints a table.
+Writes OUT/results.json (summary, protocol, prompt hashes, sandbox protections, per-task results)
+and prints a table; see evals/README.md for its fields.
 """
 
 from __future__ import annotations
@@ -24,9 +26,17 @@ from core.config import to_dict
 from core.language import Language
 from core.layout import EVALS, default_eval_dir
 from evals.errors import EvalError
-from evals.harness import TaskResult, TaskT, evaluate, generate
+from evals.harness import Benchmark, TaskResult, TaskT, evaluate, generate, prompts_sha256
 from evals.perplexity import Scorer, add_perplexity_arguments, perplexity_summary, read_texts
-from evals.results import DEFAULT_KS, format_table, summarize, task_records, write_results
+from evals.protocols import add_protocol_argument, parse_with_protocol, protocol_record
+from evals.results import (
+    DEFAULT_KS,
+    format_table,
+    subset_results,
+    summarize,
+    task_records,
+    write_results,
+)
 from evals.samples import read_samples
 from evals.sandbox import Limits, Sandbox
 from evals.suite import EvalSuite
@@ -76,6 +86,8 @@ def parse_args(
             help="write the reference solutions as a samples file and exit",
         )
     parser.add_argument("--benchmark", choices=[*suite.benchmarks, "all"], default="all")
+    if suite.protocols:
+        add_protocol_argument(parser, suite.protocols)
     parser.add_argument("--limit", type=int, help="only the first N tasks of each benchmark")
     suite.add_arguments(parser)
     parser.add_argument(
@@ -93,9 +105,15 @@ def parse_args(
         "--out", type=Path, help=f"results directory (default: {EVALS}/<benchmark>-<time>)"
     )
     add_request_args(parser, EVAL_REQUEST)
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        help="prompt + completion tokens at most, as bigcode's max_length_generation "
+        "(default: no limit beyond --max-new-tokens)",
+    )
     add_dataclass_args(parser, Limits, defaults=suite.limits)
-    parser.set_defaults(write_canonical=None)
-    return parser.parse_args(argv)
+    parser.set_defaults(write_canonical=None, protocol=None)
+    return parse_with_protocol(parser, argv)
 
 
 def load_tasks(suite: EvalSuite[TaskT], args: argparse.Namespace) -> dict[str, list[TaskT]]:
@@ -157,6 +175,17 @@ def grouped_summaries(
     return [summarize(f"{name}/{group}", found, ks) for group, found in sorted(groups.items())]
 
 
+def subset_summaries(
+    benchmark: Benchmark[TaskT], results: Sequence[TaskResult], ks: Sequence[int]
+) -> dict[str, dict[str, Any]]:
+    """One summary per subset of the benchmark's checks, e.g. "humaneval+:base" (EvalPlus's base
+    tests beside the benchmark's own summary, base + plus)."""
+    return {
+        subset: summarize(f"{benchmark.name}:{subset}", subset_results(results, subset), ks)
+        for subset in benchmark.subsets
+    }
+
+
 def results_document(
     per_benchmark: Mapping[str, dict[str, Any]],
     results: Mapping[str, list[TaskResult]],
@@ -177,6 +206,8 @@ def run(language: Language, suite: EvalSuite[TaskT], args: argparse.Namespace) -
     if args.perplexity_data is not None and args.checkpoint is None:
         raise EvalError("--perplexity-data needs --checkpoint")
     request = request_from_args(args)
+    if args.max_length is not None and args.max_length < 1:
+        raise EvalError(f"--max-length must be positive, got {args.max_length}")
     limits = dataclass_from_args(Limits, args)
     tasks = load_tasks(suite, args)
     if args.write_canonical is not None and suite.canonical is not None:
@@ -187,11 +218,17 @@ def run(language: Language, suite: EvalSuite[TaskT], args: argparse.Namespace) -
     started = time.monotonic()
     with Sandbox(limits, args.workers) as sandbox:
         toolchain = suite.toolchain(sandbox)
+        if suite.prepare is not None:
+            tasks = {
+                name: list(suite.prepare(args, name, tasks[name], sandbox, toolchain))
+                for name in samples or tasks
+            }
         benchmarks = {
             name: suite.make_benchmark(name, tasks[name], toolchain) for name in samples or tasks
         }
         completions = samples or {
-            name: generate(benchmark, completer, request) for name, benchmark in benchmarks.items()
+            name: generate(benchmark, completer, request, args.max_length)
+            for name, benchmark in benchmarks.items()
         }
         results = {
             name: evaluate(benchmark, completions[name], sandbox)
@@ -199,13 +236,14 @@ def run(language: Language, suite: EvalSuite[TaskT], args: argparse.Namespace) -
         }
         context: dict[str, Any] = {
             "source": f"checkpoint {args.checkpoint}" if completer else f"samples {args.samples}",
+            "protocol": protocol_record(args.protocol),
             "toolchain": toolchain,
             "sandbox": sandbox.describe(),
             "seconds": round(time.monotonic() - started, 1),
         }
     context |= suite.context(args, results.keys())
     if completer is not None:
-        context["generation"] = request_record(request)
+        context["generation"] = {**request_record(request), "max_length": args.max_length}
         if args.perplexity_data is not None:
             context["perplexity"] = _perplexity(
                 completer, args.perplexity_data, language.extension, args.perplexity_files
@@ -214,10 +252,13 @@ def run(language: Language, suite: EvalSuite[TaskT], args: argparse.Namespace) -
     rows, per_benchmark = [], {}
     for name, found in results.items():
         groups = grouped_summaries(suite, name, tasks[name], found, args.k)
+        subsets = subset_summaries(benchmarks[name], found, args.k)
         summary = summarize(name, found, args.k)
-        rows += [summary, *groups]
+        rows += [*subsets.values(), summary, *groups]
         per_benchmark[name] = {
             **summary,
+            **({"subsets": subsets} if subsets else {}),
+            "prompts_sha256": prompts_sha256(benchmarks[name].tasks),
             "stop": list(benchmarks[name].stop),
             "tasks": task_records(found),
         }

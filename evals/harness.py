@@ -3,15 +3,21 @@
 A specialist describes each benchmark as a `Benchmark`: its tasks, its stop strings, and how a task
 plus a completion becomes a checking program and whether it parses. A sample passes when its program
 exits with status 0 after printing the pass marker it was given: a completion that exits early with
-status 0 (sys.exit(0), os._exit(0)) has skipped the checks and fails.
+status 0 (sys.exit(0), os._exit(0)) has skipped the checks and fails. A benchmark may also score
+named subsets of its checks (EvalPlus's base inputs beside base + plus): the program prints
+`subset_marker(pass_marker, name)` once a subset's checks have passed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, Protocol, TypeVar
+
+from tokenizers import Tokenizer
 
 from core.completion import Completer, CompletionRequest, cut_at_stop
 from evals.errors import EvalError
@@ -37,7 +43,8 @@ TaskT = TypeVar("TaskT", bound=Task)
 class Benchmark(Generic[TaskT]):
     """A benchmark's tasks and how one completion of a task is checked.
 
-    `program(task, completion, pass_marker)` must print `pass_marker` once all checks have passed.
+    `program(task, completion, pass_marker)` must print `pass_marker` once all checks have passed,
+    and `subset_marker(pass_marker, name)` once the checks of each of `subsets` have.
     """
 
     name: str
@@ -45,16 +52,19 @@ class Benchmark(Generic[TaskT]):
     stop: tuple[str, ...]
     program: Callable[[TaskT, str, str], Program]
     syntax_valid: Callable[[TaskT, str], bool]
+    subsets: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class SampleResult:
-    """One completion's outcome; `detail` is the last output line (the failed assert, say)."""
+    """One completion's outcome; `detail` is the last output line (the failed assert, say), and
+    `subsets` says which of the benchmark's subsets of checks passed."""
 
     status: str  # "passed", "failed" or "timeout"
     syntax_valid: bool
     seconds: float
     detail: str
+    subsets: Mapping[str, bool] = dataclasses.field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -73,26 +83,68 @@ class TaskResult:
         return sum(sample.passed for sample in self.samples)
 
 
+def subset_marker(pass_marker: str, subset: str) -> str:
+    """What a program prints once the checks of `subset` have passed (see Benchmark.subsets)."""
+    return hashlib.sha256(f"{pass_marker}/{subset}".encode()).hexdigest()[:32]
+
+
+def prompts_sha256(tasks: Sequence[Task]) -> str:
+    """sha256 of the tasks' prompts in order, as the JSON list of strings (json.dumps defaults)."""
+    return hashlib.sha256(json.dumps([task.prompt for task in tasks]).encode()).hexdigest()
+
+
 def generate(
-    benchmark: Benchmark[TaskT], completer: Completer, request: CompletionRequest
+    benchmark: Benchmark[TaskT],
+    completer: Completer,
+    request: CompletionRequest,
+    max_length: int | None = None,
 ) -> dict[str, list[str]]:
     """`request.n_samples` completions for every task of `benchmark`, keyed by task id."""
-    return complete_tasks(benchmark.tasks, benchmark.stop, completer, request)
+    return complete_tasks(benchmark.tasks, benchmark.stop, completer, request, max_length)
 
 
 def complete_tasks(
-    tasks: Sequence[Task], stop: Sequence[str], completer: Completer, request: CompletionRequest
+    tasks: Sequence[Task],
+    stop: Sequence[str],
+    completer: Completer,
+    request: CompletionRequest,
+    max_length: int | None = None,
 ) -> dict[str, list[str]]:
     """Completions of every task's prompt with `request`'s settings, cut at `stop`, keyed by
-    task id."""
+    task id. With `max_length`, a prompt and its completion hold at most that many tokens together
+    (bigcode-evaluation-harness's max_length_generation): each completion keeps its first
+    max_length - prompt tokens (counted by re-encoding it), none when the prompt fills them."""
+    prompts = tuple(task.prompt for task in tasks)
+    budgets: list[int] | None = None
+    if max_length is not None:
+        tokenizer = _tokenizer_of(completer)
+        budgets = [max(0, max_length - len(e.ids)) for e in tokenizer.encode_batch(list(prompts))]
+        longest = max(1, min(request.max_new_tokens, max(budgets)))
+        request = dataclasses.replace(request, max_new_tokens=longest)
     outputs = completer.complete(
-        dataclasses.replace(request, prompts=tuple(task.prompt for task in tasks), stop=tuple(stop))
+        dataclasses.replace(request, prompts=prompts, stop=tuple(stop))
     ).texts
     # A completer promises to cut at the stops; cutting again keeps scores independent of that.
-    return {
-        task.task_id: [cut_at_stop(text, stop) for text in completions]
-        for task, completions in zip(tasks, outputs, strict=True)
-    }
+    cut = [[cut_at_stop(text, stop) for text in completions] for completions in outputs]
+    if budgets is not None:
+        cut = [
+            [_first_tokens(tokenizer, text, budget) for text in completions]
+            for completions, budget in zip(cut, budgets, strict=True)
+        ]
+    return {task.task_id: texts for task, texts in zip(tasks, cut, strict=True)}
+
+
+def _tokenizer_of(completer: Completer) -> Tokenizer:
+    """The completer's tokenizer (core.inference.CheckpointCompleter has one)."""
+    tokenizer = getattr(completer, "tokenizer", None)
+    if not isinstance(tokenizer, Tokenizer):
+        raise EvalError("--max-length needs a model whose tokenizer counts the prompt's tokens")
+    return tokenizer
+
+
+def _first_tokens(tokenizer: Tokenizer, text: str, count: int) -> str:
+    ids = tokenizer.encode(text).ids
+    return text if len(ids) <= count else tokenizer.decode(ids[:count])
 
 
 def evaluate(
@@ -115,7 +167,9 @@ def evaluate(
         TaskResult(
             task.task_id,
             tuple(
-                _sample_result(*next(outcomes), benchmark.syntax_valid(task, text))
+                _sample_result(
+                    *next(outcomes), benchmark.syntax_valid(task, text), benchmark.subsets
+                )
                 for text in completions[task.task_id]
             ),
         )
@@ -123,11 +177,16 @@ def evaluate(
     ]
 
 
-def _sample_result(run: RunResult, marker: str, syntax_valid: bool) -> SampleResult:
-    lines = [line for line in run.output.strip().splitlines() if line != marker]
+def _sample_result(
+    run: RunResult, marker: str, syntax_valid: bool, subsets: Sequence[str]
+) -> SampleResult:
+    subset_markers = {name: subset_marker(marker, name) for name in subsets}
+    hidden = {marker, *subset_markers.values()}
+    lines = [line for line in run.output.strip().splitlines() if line not in hidden]
     if run.timed_out:
         status = "timeout"
     else:
         status = "passed" if run.passed and marker in run.output else "failed"
     detail = lines[-1][:_DETAIL_CHARS] if lines else ""
-    return SampleResult(status, syntax_valid, round(run.duration_s, 3), detail)
+    passed_subsets = {name: found in run.output for name, found in subset_markers.items()}
+    return SampleResult(status, syntax_valid, round(run.duration_s, 3), detail, passed_subsets)

@@ -1,15 +1,21 @@
-"""The harness on a toy shell benchmark: no language of its own, just programs and exit statuses."""
+"""The harness on a toy shell benchmark: no language of its own, just programs and exit statuses,
+subsets of the checks, and the prompt + completion token budget."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Iterator
 
 import pytest
+from tokenizers import Tokenizer
+from tokenizers.models import WordLevel
+from tokenizers.pre_tokenizers import WhitespaceSplit
 
 from core.completion import CompletionRequest, Completions, SamplingConfig
 from evals.errors import EvalError
-from evals.harness import Benchmark, evaluate, generate
+from evals.harness import Benchmark, evaluate, generate, prompts_sha256, subset_marker
 from evals.sandbox import Limits, Program, Sandbox
 
 
@@ -80,3 +86,56 @@ def test_generate_sends_every_prompt_in_one_request_and_cuts_at_the_benchmarks_s
     assert call == CompletionRequest(
         ("# 2 + 2\n", "# 3 * 3\n"), 2, settings.max_new_tokens, settings.sampling, ("\n#",), 7
     )
+
+
+def graded_program(task: ShellTask, completion: str, pass_marker: str) -> Program:
+    """Passes "close" within 1 of the answer, and passes outright on the answer itself."""
+    close = subset_marker(pass_marker, "close")
+    checks = (
+        f"test $((answer - {task.expected})) -le 1 && test $(({task.expected} - answer)) -le 1 "
+        f"&& echo {close}; "
+        f'test "$answer" = {task.expected} && echo {pass_marker}'
+    )
+    return Program(("sh", "-c", f"{completion}\n{checks}"))
+
+
+def test_subsets_of_the_checks_pass_on_their_own(sandbox: Sandbox) -> None:
+    graded = dataclasses.replace(BENCHMARK, program=graded_program, subsets=("close",))
+    add, mul = evaluate(graded, {"add": ["answer=4", "answer=5"], "mul": ["answer=1"]}, sandbox)
+    assert [(s.status, dict(s.subsets)) for s in add.samples] == [
+        ("passed", {"close": True}),
+        ("failed", {"close": True}),
+    ]
+    assert [(s.status, dict(s.subsets)) for s in mul.samples] == [("failed", {"close": False})]
+    assert add.samples[1].detail == ""  # the subset marker is not a detail
+
+
+class TokenizingFake(FakeCompleter):
+    """A fake completer with a word-level tokenizer (one token per space-separated word)."""
+
+    def __init__(self, texts: list[str], words: list[str]) -> None:
+        super().__init__(texts)
+        self.tokenizer = Tokenizer(WordLevel({w: i for i, w in enumerate(words)}, unk_token="?"))
+        self.tokenizer.pre_tokenizer = WhitespaceSplit()
+
+
+def test_max_length_bounds_prompt_and_completion_together() -> None:
+    completer = TokenizingFake(["w x y z"], ["#", "2", "+", "*", "3", "w", "x", "y", "z", "?"])
+    request = CompletionRequest(max_new_tokens=100)
+    # "# 2 + 2" is 4 tokens, "# 3 * 3" 4: with 6 in all, each completion keeps 2.
+    completions = generate(BENCHMARK, completer, request, max_length=6)
+    assert completions == {"add": ["w x"], "mul": ["w x"]}
+    assert completer.calls[0].max_new_tokens == 2
+    # A prompt that fills the budget gets an empty completion.
+    assert generate(BENCHMARK, completer, request, max_length=4) == {"add": [""], "mul": [""]}
+
+
+def test_max_length_needs_a_tokenizer() -> None:
+    with pytest.raises(EvalError, match="--max-length needs a model whose tokenizer"):
+        generate(BENCHMARK, FakeCompleter(["answer=4"]), CompletionRequest(), max_length=8)
+
+
+def test_prompts_hash_is_sha256_of_the_ordered_prompts() -> None:
+    expected = hashlib.sha256(json.dumps(["# 2 + 2\n", "# 3 * 3\n"]).encode()).hexdigest()
+    assert prompts_sha256(BENCHMARK.tasks) == expected
+    assert prompts_sha256(list(reversed(BENCHMARK.tasks))) != expected

@@ -13,11 +13,13 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from core.completion import Completer
-from core.data import MANIFEST_FILE, PackedDataset
+from core.data import MANIFEST_FILE, TokenStream
 from core.tokenizer import tokenizer_hash
 from evals.errors import EvalError
 
 DEFAULT_MAX_FILES = 200
+# Tokens read from a prepared split at a time.
+_READ_TOKENS = 1 << 16
 
 
 class Scorer(Completer, Protocol):
@@ -66,31 +68,29 @@ def read_texts(path: Path, suffix: str, max_files: int) -> tuple[list[str], int]
 
 
 def packed_texts(data_dir: Path, split: str, tokenizer: Tokenizer, max_files: int) -> list[str]:
-    """The first `max_files` files of a packed split, decoded with the tokenizer it was packed with.
-
-    A split's rows are one token stream, each file followed by EOS and the last row padded.
-    """
+    """The first `max_files` files of a prepared split, decoded with the tokenizer it was packed
+    with. A split is one token stream (core.data.TokenStream), each file followed by EOS."""
     if not (data_dir / MANIFEST_FILE).is_file():
         raise EvalError(
             f"{data_dir}: no prepared data ({MANIFEST_FILE}); pass --data-dir or --perplexity-data"
         )
-    dataset = PackedDataset(data_dir, split)
-    packed_with, model_has = dataset.manifest["tokenizer"]["hash"], tokenizer_hash(tokenizer)
+    stream = TokenStream(data_dir, split)
+    packed_with, model_has = stream.manifest["tokenizer"]["hash"], tokenizer_hash(tokenizer)
     if packed_with != model_has:
         raise EvalError(
             f"{data_dir} was packed with tokenizer {packed_with}, the model has {model_has}"
         )
     files: list[list[int]] = []
     pending: list[np.ndarray] = []
-    for index in range(len(dataset)):
+    for start in range(0, len(stream), _READ_TOKENS):
         if len(files) >= max_files:
             break
-        row = dataset[index]
-        start = 0
-        for end in np.flatnonzero(row == dataset.manifest["eos_id"]):
-            files.append(np.concatenate([*pending, row[start:end]]).tolist())
-            pending, start = [], int(end) + 1
-        pending.append(row[start:])
+        chunk = stream.read(start, start + _READ_TOKENS)
+        begin = 0
+        for end in np.flatnonzero(chunk == stream.eos_id):
+            files.append(np.concatenate([*pending, chunk[begin:end]]).tolist())
+            pending, begin = [], int(end) + 1
+        pending.append(chunk[begin:])
     if not files:
         raise EvalError(f"{data_dir}: the {split} split holds no file; pass --perplexity-data")
     return tokenizer.decode_batch(files[:max_files], skip_special_tokens=False)

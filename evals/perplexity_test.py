@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from core.data import MANIFEST_FILE, ShardWriter
+from core.data import MANIFEST_FILE, ShardWriter, token_dtype
 from core.tokenizer import EOS_ID, PAD_ID, tokenizer_hash, train_tokenizer
 from evals.errors import EvalError
 from evals.perplexity import (
@@ -44,15 +44,17 @@ def tokenizer() -> Tokenizer:
     return train_tokenizer(["def f(x):\n    return x + 1\n", "ünïcode = 'ok'\n"] * 20, 300)
 
 
-def pack_split(directory: Path, texts: list[str], tokenizer: Tokenizer, seq_len: int) -> None:
-    """A packed-data directory whose validation split holds `texts`, as data_tools writes it."""
+def pack_split(directory: Path, texts: list[str], tokenizer: Tokenizer, shard_tokens: int) -> None:
+    """A prepared-data directory whose validation split holds `texts`, as data_tools writes it."""
     directory.mkdir()
-    writer = ShardWriter(directory, "validation", seq_len + 1, shard_rows=2, pad_id=PAD_ID)
+    writer = ShardWriter(
+        directory, "validation", token_dtype(tokenizer.get_vocab_size()), shard_tokens
+    )
     for encoding in tokenizer.encode_batch(texts):
         writer.add(np.append(np.asarray(encoding.ids, dtype=np.int32), EOS_ID))
     manifest = {
-        "seq_len": seq_len,
         "eos_id": EOS_ID,
+        "pad_id": PAD_ID,
         "splits": {"validation": writer.close()},
         "tokenizer": {"hash": tokenizer_hash(tokenizer)},
     }
@@ -61,7 +63,7 @@ def pack_split(directory: Path, texts: list[str], tokenizer: Tokenizer, seq_len:
 
 def test_packed_split_decodes_back_to_its_files(tmp_path: Path, tokenizer: Tokenizer) -> None:
     texts = ["def f(x):\n    return x + 1\n", "ünïcode = 'ok'\n", "x = f(2)\n" * 5]
-    pack_split(tmp_path / "data", texts, tokenizer, seq_len=7)  # files cross rows and shards
+    pack_split(tmp_path / "data", texts, tokenizer, shard_tokens=7)  # files cross shards
     assert packed_texts(tmp_path / "data", "validation", tokenizer, 10) == texts
     assert packed_texts(tmp_path / "data", "validation", tokenizer, 2) == texts[:2]
 
@@ -71,7 +73,7 @@ def test_packed_split_errors_are_named(tmp_path: Path, tokenizer: Tokenizer) -> 
         EvalError, match=r"nowhere: no prepared data \(manifest.json\); pass --data-dir"
     ):
         packed_texts(tmp_path / "nowhere", "validation", tokenizer, 10)
-    pack_split(tmp_path / "empty", [], tokenizer, seq_len=7)
+    pack_split(tmp_path / "empty", [], tokenizer, shard_tokens=7)
     with pytest.raises(EvalError, match="the validation split holds no file"):
         packed_texts(tmp_path / "empty", "validation", tokenizer, 10)
     other = train_tokenizer(["select 1;\n"] * 20, 280)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.harness import TaskResult
+from evals.harness import SampleResult, TaskResult
 from evals.metrics import pass_at_k, reportable_ks
 
 DEFAULT_KS = (1, 10, 100)
@@ -33,18 +33,43 @@ def summarize(
     return summary
 
 
+def subset_results(results: Sequence[TaskResult], subset: str) -> list[TaskResult]:
+    """`results` scored on one subset of the checks (harness.Benchmark.subsets): a sample passes
+    when that subset's checks did."""
+    return [
+        TaskResult(
+            result.task_id,
+            tuple(
+                dataclasses.replace(
+                    sample,
+                    status="passed"
+                    if sample.subsets[subset]
+                    else ("failed" if sample.passed else sample.status),
+                )
+                for sample in result.samples
+            ),
+        )
+        for result in results
+    ]
+
+
 def task_records(results: Sequence[TaskResult]) -> list[dict[str, Any]]:
-    """Per-task results for the results file."""
+    """Per-task results for the results file (a sample's `subsets` where its benchmark has any)."""
     return [
         {
             "task_id": result.task_id,
             "n_passed": result.n_passed,
-            "samples": [
-                {**dataclasses.asdict(sample), "passed": sample.passed} for sample in result.samples
-            ],
+            "samples": [_sample_record(sample) for sample in result.samples],
         }
         for result in results
     ]
+
+
+def _sample_record(sample: SampleResult) -> dict[str, Any]:
+    record = {**dataclasses.asdict(sample), "passed": sample.passed}
+    if not sample.subsets:
+        del record["subsets"]
+    return record
 
 
 def write_results(directory: Path, document: Mapping[str, Any]) -> Path:

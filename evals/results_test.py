@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from evals.harness import SampleResult, TaskResult
-from evals.results import format_table, summarize, task_records, write_results
+from evals.results import format_table, subset_results, summarize, task_records, write_results
 
 PASS = SampleResult("passed", True, 0.1, "")
 FAIL = SampleResult("failed", True, 0.1, "AssertionError")
@@ -52,3 +52,17 @@ def test_table_has_a_row_per_benchmark_and_the_union_of_metrics() -> None:
     assert set(rule) == {"-", " "}
     assert first.split() == ["one", "1", "1", "100.00%", "-", "100.00%", "0"]
     assert second.split() == ["two", "1", "2", "50.00%", "100.00%", "100.00%", "0"]
+
+
+def test_a_subset_of_the_checks_is_scored_on_its_own(tmp_path: Path) -> None:
+    both = SampleResult("passed", True, 0.1, "", {"base": True})
+    base_only = SampleResult("failed", True, 0.1, "plus: input 3", {"base": True})
+    neither = SampleResult("timeout", True, 3.0, "", {"base": False})
+    results = [TaskResult("a", (both, base_only)), TaskResult("b", (neither, neither))]
+    base = subset_results(results, "base")
+    assert [[s.status for s in r.samples] for r in base] == [["passed", "passed"], ["timeout"] * 2]
+    assert summarize("x:base", base)["pass@1"] == pytest.approx(0.5)
+    assert summarize("x", results)["pass@1"] == pytest.approx(0.25)
+    records = task_records(results)
+    assert records[0]["samples"][1]["subsets"] == {"base": True}
+    assert "subsets" not in task_records([TaskResult("c", (PASS,))])[0]["samples"][0]

@@ -22,6 +22,7 @@ import os
 import queue
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -115,11 +116,17 @@ def _cpu_seconds(timeout: float) -> int:
 class Program:
     """A command to run in a fresh scratch directory after writing `files` (relative path -> text
     or bytes). A `build` command (a compiler, say) runs first in the same directory under
-    Limits.build_timeout; when it fails, its result is the program's and `argv` never runs."""
+    Limits.build_timeout; when it fails, its result is the program's and `argv` never runs.
+
+    `limits` replaces the sandbox's for this program (a benchmark whose time limits are part of
+    its definition, EvalPlus's); `outputs` names files of the scratch directory's top level that
+    come back in RunResult.files when the program leaves them there (plain files only)."""
 
     argv: tuple[str, ...]
     files: Mapping[str, str | bytes] = dataclasses.field(default_factory=dict)
     build: tuple[str, ...] = ()
+    limits: Limits | None = None
+    outputs: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +137,7 @@ class RunResult:
     timed_out: bool
     duration_s: float
     output: str
+    files: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -263,16 +271,17 @@ class Sandbox:
             return list(tqdm(results, total=len(programs), desc=desc, unit="sample"))
 
     def _run_in_slot(self, program: Program, slot: int) -> RunResult:
+        limits = program.limits or self.limits
         sample_uid = self._uid(slot) if self.protections.uid_per_worker else None
         scratch = Path(tempfile.mkdtemp(dir=self._root))
         try:
             _write_files(scratch, program.files, sample_uid)
             with tempfile.TemporaryFile() as output:
-                steps = [(program.build, self.limits.build_timeout)] if program.build else []
+                steps = [(program.build, limits.build_timeout)] if program.build else []
                 duration_s = 0.0
-                for argv, timeout in [*steps, (program.argv, self.limits.timeout)]:
+                for argv, timeout in [*steps, (program.argv, limits.timeout)]:
                     returncode, timed_out, step_s = self._execute(
-                        self._command(argv, timeout, scratch, sample_uid),
+                        self._command(argv, limits, timeout, scratch, sample_uid),
                         timeout,
                         scratch,
                         sample_uid,
@@ -284,9 +293,10 @@ class Sandbox:
                 if sample_uid is not None:  # daemons, where there is no PID namespace to end them
                     _kill_all_of(sample_uid)
                 # The end of the output holds what matters: the pass marker or the traceback.
-                output.seek(max(0, output.seek(0, os.SEEK_END) - self.limits.max_output_kb * 1024))
+                output.seek(max(0, output.seek(0, os.SEEK_END) - limits.max_output_kb * 1024))
                 text = output.read().decode("utf-8", "replace")
-            return RunResult(returncode, timed_out, duration_s, text)
+            files = _read_outputs(scratch, program.outputs, limits.max_file_mb * _MIB)
+            return RunResult(returncode, timed_out, duration_s, text, files)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -318,7 +328,7 @@ class Sandbox:
         return _UID_BASE + os.getpid() * _MAX_WORKERS + slot
 
     def _command(
-        self, argv: Sequence[str], timeout: float, scratch: Path, uid: int | None
+        self, argv: Sequence[str], limits: Limits, timeout: float, scratch: Path, uid: int | None
     ) -> list[str]:
         command: list[str] = []
         if self.protections.namespaces:
@@ -326,7 +336,7 @@ class Sandbox:
         if uid is not None:
             command += _drop_privileges_prefix(uid)
         if self.protections.rlimits:
-            command += _rlimit_prefix(self.limits, timeout, per_uid=uid is not None)
+            command += _rlimit_prefix(limits, timeout, per_uid=uid is not None)
         return [*command, *argv]
 
     def _namespace_prefix(self, scratch: Path, exposed: Sequence[Path]) -> list[str]:
@@ -399,6 +409,25 @@ def _write_files(scratch: Path, files: Mapping[str, str | bytes], uid: int | Non
     if uid is not None:
         for path in [scratch, *scratch.rglob("*")]:
             os.chown(path, uid, uid)
+
+
+def _read_outputs(scratch: Path, names: Sequence[str], max_bytes: int) -> dict[str, bytes]:
+    """The named top-level files of `scratch` that are plain files (a link the sample left there
+    is not followed), each up to `max_bytes`."""
+    files = {}
+    for name in names:
+        if "/" in name or name in ("", ".", ".."):
+            raise EvalError(f"program output {name!r}: not a file name")
+        try:
+            descriptor = os.open(scratch / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
+            continue
+        with os.fdopen(descriptor, "rb") as file:
+            files[name] = file.read(max_bytes)
+    return files
 
 
 def _stop(process: subprocess.Popen[bytes], uid: int | None) -> None:

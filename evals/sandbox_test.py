@@ -314,3 +314,29 @@ def test_exposed_directory_is_readable_and_read_only(python: str, tmp_path: Path
 def test_exposing_needs_a_directory(tmp_path: Path) -> None:
     with Sandbox(workers=1) as box, pytest.raises(EvalError, match="not a directory"):
         box.expose(tmp_path / "absent")
+
+
+def test_a_program_may_bring_its_own_limits(sandbox: Sandbox, python: str) -> None:
+    if not sandbox.protections.rlimits:
+        pytest.skip("prlimit unavailable")
+    report = "import resource\nprint(*(resource.getrlimit(r)[0] for r in (resource.RLIMIT_AS, resource.RLIMIT_CPU)))"
+    own = Limits(timeout=7, memory_mb=2048)
+    default = sandbox.run(script(python, report))
+    overridden = sandbox.run(dataclasses.replace(script(python, report), limits=own))
+    assert default.output.split() == [str(512 << 20), "4"]  # the sandbox's 3 s: 4 CPU seconds
+    assert overridden.output.split() == [str(2048 << 20), "8"]
+
+
+def test_output_files_come_back_but_links_are_not_followed(sandbox: Sandbox, python: str) -> None:
+    source = (
+        "import os\n"
+        "open('result.bin', 'wb').write(b'\\x00\\x01')\n"
+        "os.symlink('/etc/hostname', 'link')\n"
+        "os.mkdir('folder')\n"
+    )
+    program = dataclasses.replace(
+        script(python, source), outputs=("result.bin", "link", "folder", "absent")
+    )
+    assert sandbox.run(program).files == {"result.bin": b"\x00\x01"}
+    with pytest.raises(EvalError, match="not a file name"):
+        sandbox.run(dataclasses.replace(program, outputs=("../escape",)))

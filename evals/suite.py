@@ -26,8 +26,11 @@ class EvalSuite(Generic[TaskT]):
     `benchmarks` maps a name to a loader of its tasks from the parsed flags. `toolchain(sandbox)`
     finds the executable samples need (a one-line EvalError when there is none) and
     `make_benchmark(name, tasks, toolchain)` builds the harness benchmark. Optional: flags of the
-    suite's own, reference solutions as samples-file records, extra results context, and a group
-    key per task (a category) for per-group scores.
+    suite's own, reference solutions as samples-file records, extra results context, a group
+    key per task (a category) for per-group scores, the evaluation protocols the suite formats
+    prompts for (evals/protocols.py; its loaders read `args.protocol`), and
+    `prepare(args, name, tasks, sandbox, toolchain)`, which returns the tasks completed with what
+    their checks need from reference runs in the sandbox (EvalPlus's expected outputs).
     """
 
     description: str
@@ -39,3 +42,7 @@ class EvalSuite(Generic[TaskT]):
     canonical: Callable[[TaskT], dict[str, Any]] | None = None
     context: Callable[[argparse.Namespace, Collection[str]], dict[str, Any]] = _no_context
     group: Callable[[TaskT], str] | None = None
+    protocols: tuple[str, ...] = ()
+    prepare: (
+        Callable[[argparse.Namespace, str, Sequence[TaskT], Sandbox, str], Sequence[TaskT]] | None
+    ) = None
