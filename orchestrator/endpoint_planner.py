@@ -1,7 +1,8 @@
 """A planner that asks any OpenAI-compatible chat endpoint (vLLM, llama.cpp, ...) for a JSON plan.
 
 The reply is validated against the plan schema; on a timeout, an HTTP error or output that is
-not a valid plan, the rules planner answers instead and the result notes why.
+not a valid plan, the rules planner answers instead and the result notes why (`ask` is the same
+call without the fallback: it raises PlanError).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 
 import httpx
 
-from orchestrator.plan import PLAN_JSON_SCHEMA, PlanResult, plan_from_text
+from orchestrator.plan import PLAN_JSON_SCHEMA, Plan, PlanError, PlanResult, plan_from_text
 from orchestrator.rules_planner import RulePlanner
 
 _EXAMPLE = {
@@ -70,8 +71,8 @@ class EndpointPlanner:
         self.timeout_s = timeout_s
         self.client = client or httpx.Client()
 
-    def plan(self, request: str) -> PlanResult:
-        """The endpoint's plan, or the rules planner's with a note saying why."""
+    def ask(self, request: str) -> Plan:
+        """The endpoint's plan; PlanError, with its reason, when there is none."""
         body = {
             "model": self.model,
             "temperature": 0.0,
@@ -86,21 +87,18 @@ class EndpointPlanner:
             )
             response.raise_for_status()
             content = response.json()["choices"][0]["message"]["content"]
-            return PlanResult(plan_from_text(str(content)), self.name)
         except httpx.TimeoutException:
-            reason = f"no answer within {self.timeout_s:g} s"
+            raise PlanError(f"no answer within {self.timeout_s:g} s", "timeout") from None
         except httpx.HTTPError as error:
-            reason = f"{type(error).__name__}: {error}"
-        except (
-            KeyError,
-            IndexError,
-            TypeError,
-            ValueError,
-        ) as error:  # ValueError: PlanError, JSON
-            reason = str(error) or type(error).__name__
-        fallback = self.fallback.plan(request)
-        return PlanResult(
-            fallback.plan,
-            fallback.planner,
-            (*fallback.notes, f"endpoint planner failed ({reason}); used rules"),
-        )
+            raise PlanError(f"{type(error).__name__}: {error}", "HTTP error") from None
+        except (KeyError, IndexError, TypeError, ValueError) as error:  # ValueError: JSON
+            raise PlanError(str(error) or type(error).__name__, "not a chat answer") from None
+        return plan_from_text(str(content))
+
+    def plan(self, request: str) -> PlanResult:
+        """The endpoint's plan, or the rules planner's with a note saying why."""
+        try:
+            return PlanResult(self.ask(request), self.name)
+        except PlanError as error:
+            note = f"endpoint planner failed ({error}); used rules"
+            return self.fallback.plan(request).noted(note)

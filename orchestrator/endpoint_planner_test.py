@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from orchestrator.endpoint_planner import PLANNER_INSTRUCTIONS, EndpointPlanner
+from orchestrator.plan import PlanError
 from orchestrator.rules_planner import RulePlanner
 
 PLAN = {
@@ -66,21 +67,33 @@ def raise_timeout(request):
 
 
 @pytest.mark.parametrize(
-    ("handler", "reason"),
+    ("handler", "message", "reason"),
     [
-        (lambda request: chat_reply("Sure! First, the schema..."), "no JSON object"),
+        (
+            lambda request: chat_reply("Sure! First, the schema..."),
+            "no JSON object",
+            "no JSON object",
+        ),
         (
             lambda request: chat_reply(json.dumps({"subtasks": [{"id": "a"}]})),
             "subtasks.0.language",
+            "schema",
         ),
-        (lambda request: httpx.Response(500, text="boom"), "HTTPStatusError"),
-        (lambda request: httpx.Response(200, json={"unexpected": True}), "choices"),
-        (raise_timeout, "no answer within 5 s"),
+        (lambda request: httpx.Response(500, text="boom"), "HTTPStatusError", "HTTP error"),
+        (
+            lambda request: httpx.Response(200, json={"unexpected": True}),
+            "choices",
+            "not a chat answer",
+        ),
+        (raise_timeout, "no answer within 5 s", "timeout"),
     ],
 )
-def test_bad_output_or_timeout_falls_back_to_rules(handler, reason):
+def test_bad_output_or_timeout_falls_back_to_rules(handler, message, reason):
     result = planner_answering(handler).plan(REQUEST)
     assert result.planner == "rules"
     assert result.plan == RulePlanner().plan(REQUEST).plan
     assert len(result.notes) == 1 and result.notes[0].startswith("endpoint planner failed (")
-    assert reason in result.notes[0]
+    assert message in result.notes[0]
+    with pytest.raises(PlanError, match=message) as error:  # ask: the same call, no fallback
+        planner_answering(handler).ask(REQUEST)
+    assert error.value.reason == reason

@@ -11,8 +11,10 @@ Each example becomes one training document, `plan_example_text(request, plan)`:
     <issue_start>{request}<issue_comment>{plan as compact JSON}\n
 
 (StarCoder2 special tokens, which the tokenizer keeps as single ids; documents are packed
-EOS-separated like any corpus). At inference the planner sends the text up to <issue_comment>,
-reads one line, and validates it; anything else falls back to the rules planner.
+EOS-separated like any corpus). For supervised fine-tuning the same document comes split in two,
+{"prompt": plan_prompt(request), "target": plan_target(plan)} (orchestrator/plan_data.py writes
+them). At inference the planner sends the text up to <issue_comment>, reads one line, and
+validates it; anything else falls back to the rules planner.
 """
 
 from __future__ import annotations
@@ -35,13 +37,15 @@ def plan_prompt(request: str) -> str:
     return f"{_REQUEST_START}{request}{_PLAN_START}"
 
 
+def plan_target(plan: Plan) -> str:
+    """What the model writes after the prompt: the plan as one line of compact JSON (every field,
+    in schema order), then the newline it stops at."""
+    return json.dumps(plan.model_dump(mode="json"), separators=(",", ":")) + "\n"
+
+
 def plan_example_text(request: str, plan: Plan) -> str:
-    """One training document: the prompt, the plan as one line of JSON, a newline."""
-    return (
-        plan_prompt(request)
-        + json.dumps(plan.model_dump(mode="json"), separators=(",", ":"))
-        + "\n"
-    )
+    """One training document: the prompt, then the plan's target."""
+    return plan_prompt(request) + plan_target(plan)
 
 
 def read_plan_examples(path: str | Path) -> list[tuple[str, Plan]]:
@@ -68,22 +72,22 @@ class ModelPlanner:
         self.fallback = fallback
         self.max_new_tokens = max_new_tokens
 
-    def plan(self, request: str) -> PlanResult:
-        """The model's plan (greedy), or the rules planner's with a note saying why."""
+    def ask(self, request: str) -> Plan:
+        """The model's plan (greedy); PlanError when its output is not a valid plan."""
         [[output]] = self.model.complete(
             CompletionRequest(
                 (plan_prompt(request),), max_new_tokens=self.max_new_tokens, stop=("\n",)
             )
         ).texts
+        return plan_from_text(output)
+
+    def plan(self, request: str) -> PlanResult:
+        """The model's plan, or the rules planner's with a note saying why."""
         try:
-            return PlanResult(plan_from_text(output), self.name)
+            return PlanResult(self.ask(request), self.name)
         except PlanError as error:
-            fallback = self.fallback.plan(request)
-            return PlanResult(
-                fallback.plan,
-                fallback.planner,
-                (*fallback.notes, f"model planner output unusable ({error}); used rules"),
-            )
+            note = f"model planner output unusable ({error}); used rules"
+            return self.fallback.plan(request).noted(note)
 
 
 def load_model_planner(

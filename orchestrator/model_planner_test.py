@@ -17,6 +17,7 @@ from orchestrator.model_planner import (
     load_model_planner,
     plan_example_text,
     plan_prompt,
+    plan_target,
     read_plan_examples,
 )
 from orchestrator.plan import PlanError
@@ -84,13 +85,16 @@ def test_an_untrained_model_falls_back_to_the_rules_with_a_note(tmp_path: Path):
     result = planner.plan(REQUESTS[0])
     assert result.planner == "rules" and result.plan == RulePlanner().plan(REQUESTS[0]).plan
     assert result.notes[-1].startswith("model planner output unusable (invalid plan")
+    with pytest.raises(PlanError, match="invalid plan"):  # ask: the same call, no fallback
+        planner.ask(REQUESTS[0])
 
 
 def test_the_training_document_is_the_prompt_then_one_line_of_plan():
     plan = RulePlanner().plan(REQUESTS[0]).plan
     document = plan_example_text(REQUESTS[0], plan)
-    assert document.startswith(plan_prompt(REQUESTS[0])) and document.endswith("}\n")
-    assert json.loads(document[len(plan_prompt(REQUESTS[0])) :]) == plan.model_dump(mode="json")
+    assert document == plan_prompt(REQUESTS[0]) + plan_target(plan)
+    assert plan_target(plan).endswith("}\n") and plan_target(plan).count("\n") == 1
+    assert json.loads(plan_target(plan)) == plan.model_dump(mode="json")
 
 
 def test_plan_example_files_are_validated_line_by_line(tmp_path):

@@ -34,7 +34,12 @@ SubtaskId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
 class PlanError(ValueError):
-    """A plan that does not match the schema; the message names the offending field."""
+    """No usable plan: output that does not match the schema (the message names the offending
+    field) or, from a planner, no output at all; `reason` is its kind, for counting."""
+
+    def __init__(self, message: str, reason: str = "schema") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Subtask(BaseModel):
@@ -133,7 +138,7 @@ def _json_object(text: str) -> str:
     """The outermost {...} in `text` (models often wrap JSON in prose or code fences)."""
     match = re.search(r"\{.*\}", text, re.DOTALL)
     if not match:
-        raise PlanError("invalid plan: no JSON object in the output")
+        raise PlanError("invalid plan: no JSON object in the output", "no JSON object")
     return match.group(0)
 
 
@@ -142,7 +147,7 @@ def plan_from_text(text: str) -> Plan:
     try:
         data = json.loads(_json_object(text))
     except json.JSONDecodeError as error:
-        raise PlanError(f"invalid plan: not JSON: {error}") from error
+        raise PlanError(f"invalid plan: not JSON: {error}", "not JSON") from error
     return plan_from_data(data)
 
 
@@ -153,6 +158,10 @@ class PlanResult:
     plan: Plan
     planner: str
     notes: tuple[str, ...] = ()
+
+    def noted(self, note: str) -> PlanResult:
+        """This result with `note` added after its notes."""
+        return dataclasses.replace(self, notes=(*self.notes, note))
 
 
 class Planner(Protocol):

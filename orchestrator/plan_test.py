@@ -7,6 +7,7 @@ import pytest
 from orchestrator.plan import (
     PLAN_JSON_SCHEMA,
     PlanError,
+    PlanResult,
     dependency_order,
     levels,
     plan_from_data,
@@ -65,10 +66,20 @@ def test_invalid_plans_name_the_problem(data, message):
 def test_plan_from_text_finds_json_inside_prose_and_fences():
     text = "Here is the plan:\n```json\n" + json.dumps({"subtasks": [subtask("a")]}) + "\n```"
     assert plan_from_text(text).subtasks[0].id == "a"
-    with pytest.raises(PlanError, match="no JSON object"):
+    with pytest.raises(PlanError, match="no JSON object") as error:
         plan_from_text("I cannot help with that")
-    with pytest.raises(PlanError, match="not JSON"):
+    assert error.value.reason == "no JSON object"
+    with pytest.raises(PlanError, match="not JSON") as error:
         plan_from_text("{subtasks: [}")
+    assert error.value.reason == "not JSON"
+    with pytest.raises(PlanError, match="subtasks.0.file") as error:
+        plan_from_text(json.dumps({"subtasks": [subtask("a") | {"file": ""}]}))
+    assert error.value.reason == "schema"
+
+
+def test_a_noted_result_keeps_its_plan_and_adds_the_note_last():
+    result = PlanResult(plan_from_data({"subtasks": [subtask("a")]}), "rules", ("first",))
+    assert result.noted("second") == PlanResult(result.plan, "rules", ("first", "second"))
 
 
 def test_json_schema_describes_the_subtask_fields():

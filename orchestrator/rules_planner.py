@@ -262,7 +262,7 @@ class RulePlanner:
         prose = _FENCE.sub(" ", request)
         clauses = [c for sentence in _split_sentences(prose) for c in split_clauses(sentence)]
         if not clauses and not fences:
-            raise PlanError("empty request: nothing to plan")
+            raise PlanError("empty request: nothing to plan", "empty request")
         notes: tuple[str, ...] = ()
         if len(clauses) > MAX_SUBTASKS:
             notes = (f"request has {len(clauses)} parts; planned the first {MAX_SUBTASKS}",)

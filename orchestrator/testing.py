@@ -1,11 +1,13 @@
-"""Test helpers: an app served by real uvicorn on a free loopback port, in a thread."""
+"""Test helpers: an app served by real uvicorn on a free loopback port, in a thread, and a fake
+OpenAI-compatible chat server to serve."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -41,3 +43,21 @@ def serving(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(WAIT_S)
         sock.close()
+
+
+def chat_app(answer: Callable[[str], str], model: str = "teacher") -> FastAPI:
+    """An OpenAI-compatible chat server listing one model, whose reply to a conversation is
+    `answer(its last message)`; sync handlers, so concurrent requests run in parallel threads."""
+    app = FastAPI()
+
+    @app.get("/v1/models")
+    def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": model, "object": "model"}]}
+
+    @app.post("/v1/chat/completions")
+    def chat(body: dict[str, Any]) -> dict[str, Any]:
+        message = {"role": "assistant", "content": answer(body["messages"][-1]["content"])}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        return {"object": "chat.completion", "model": body["model"], "choices": [choice]}
+
+    return app
