@@ -3,14 +3,16 @@ the one function that cuts a completion at its stop strings.
 
 Evals, the orchestrator, its HTTP server and the train job's samples all build a
 `CompletionRequest` and hand it to a `Completer` (a local checkpoint, core/inference.py; a shared
-or remote one in the orchestrator). Pure Python: importing it does not load JAX.
+or remote one in the orchestrator). A request with a `suffix` is a fill-in-the-middle request, as
+OpenAI's: each prompt is the code before the gap, the suffix the code after it, and each
+completion the middle. Pure Python: importing it does not load JAX.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.cli import flag_field
 from core.config import ConfigError
@@ -46,7 +48,8 @@ GREEDY = SamplingConfig()
 @dataclasses.dataclass(frozen=True)
 class CompletionRequest:
     """`n_samples` completions of each prompt, at most `max_new_tokens` tokens each, cut before
-    the first of `stop`; `seed` fixes the sampled tokens."""
+    the first of `stop`; `seed` fixes the sampled tokens. With a `suffix`, each completion is the
+    middle between its prompt and the suffix (fill-in-the-middle)."""
 
     prompts: tuple[str, ...] = ()
     n_samples: int = flag_field(1, "completions per prompt")
@@ -54,6 +57,7 @@ class CompletionRequest:
     sampling: SamplingConfig = GREEDY
     stop: tuple[str, ...] = flag_field((), "completions end before any of these strings")
     seed: int = flag_field(0, "sampling seed")
+    suffix: str | None = None
 
     def __post_init__(self) -> None:
         if self.n_samples < 1:
@@ -110,6 +114,32 @@ class Completer(Protocol):
     def complete(self, request: CompletionRequest) -> Completions:
         """`request.n_samples` completions per prompt, in prompt order, each cut at the stops."""
         ...
+
+
+@runtime_checkable
+class BatchCompleter(Completer, Protocol):
+    """A model that runs several requests in one batch (core.inference.CheckpointCompleter)."""
+
+    def complete_each(self, requests: Sequence[CompletionRequest]) -> list[Completions]:
+        """Each request's completions, as `complete` would give them."""
+        ...
+
+
+def complete_each(completer: Completer, requests: Sequence[CompletionRequest]) -> list[Completions]:
+    """Each request's completions (an eval's tasks, each with its own suffix): in one call where
+    the completer batches requests, else one call each."""
+    if isinstance(completer, BatchCompleter):
+        return completer.complete_each(requests)
+    return [completer.complete(request) for request in requests]
+
+
+def infill(
+    completer: Completer, prefix: str, suffix: str, request: CompletionRequest | None = None
+) -> str:
+    """The middle between `prefix` and `suffix`: the first completion of `request` (default:
+    greedy) with them as its prompt and suffix."""
+    request = dataclasses.replace(request or CompletionRequest(), prompts=(prefix,), suffix=suffix)
+    return completer.complete(request).texts[0][0]
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:

@@ -6,8 +6,8 @@ converter and the Hub read the directory without custom code.
 
 Writes config.json (LlamaForCausalLM), model.safetensors (sharded with an index past
 --max-shard-bytes), tokenizer.json, tokenizer_config.json, special_tokens_map.json,
-generation_config.json and a model card (README.md) with the run's data, steps, tokens, losses
-and the eval results given.
+generation_config.json and a model card (README.md) with the run's data, steps, tokens, losses,
+the eval results given, and how to prompt it to fill in the middle (and whether it trained to).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 from core.checkpoint import Checkpointer, load_model
 from core.cli import run_main
 from core.config import ModelConfig
+from core.fim import FILE_SEPARATOR, infill_prompt
 from core.hf import EXPORT_DTYPES, MAX_SHARD_BYTES, write_hf
 from core.layout import RunLayout
 from core.model import Params, count_params
@@ -56,6 +57,50 @@ def _eval_rows(paths: Sequence[Path]) -> list[str]:
         rows.append(f"| {result.get('benchmark', result.get('language', path.parent.name))} | "
                     f"{result.get('n_tasks', '')} | {shown} |")  # fmt: skip
     return rows
+
+
+def fim_section(fim: dict[str, Any] | None) -> list[str]:
+    """The model card's fill-in-the-middle section: whether the run trained with FIM (its data
+    manifest's "fim" entry; None: not recorded) and how to prompt for it (core.fim's PSM layout)."""
+    if fim is None:
+        trained = "Whether this run trained with fill-in-the-middle is not in its data manifest."
+    elif not fim["rate"]:
+        trained = (
+            "This run trained without fill-in-the-middle (`--fim-rate 0`): it continues code "
+            "left to right, and the prompt below will not give useful middles."
+        )
+    else:
+        trained = (
+            f"Trained with fill-in-the-middle (Bavarian et al., 2022, as StarCoder): "
+            f"{fim['share']:.0%} of its {fim['train_files']:,} training files "
+            f"({fim['psm_files']:,} PSM, {fim['spm_files']:,} SPM; `--fim-rate {fim['rate']:g}`, "
+            f"`--fim-spm-rate {fim['spm_rate']:g}`)."
+        )
+    example = infill_prompt("def area(width, height):\n    ", "\n    return result\n")
+    return [
+        "## Fill-in-the-middle",
+        "",
+        trained,
+        "",
+        "Give the code before the gap (prefix) and after it (suffix) in this prompt, special tokens "
+        "included; the model writes the middle and ends it with `<|endoftext|>` (stop there, or at "
+        f"`{FILE_SEPARATOR}`):",
+        "",
+        "```",
+        infill_prompt("{prefix}", "{suffix}"),
+        "```",
+        "",
+        "```python",
+        f"prompt = {example!r}",
+        'ids = tokenizer(prompt, return_tensors="pt").input_ids',
+        f'stops = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("{FILE_SEPARATOR}")]',
+        "middle = model.generate(ids, max_new_tokens=32, eos_token_id=stops)[0, ids.shape[1]:]",
+        "print(tokenizer.decode(middle, skip_special_tokens=True))",
+        "```",
+        "",
+        "OpenAI-compatible servers that take `suffix` on `/v1/completions` (codefactory's "
+        "orchestrator does) build this prompt from `prompt` and `suffix` themselves.",
+    ]
 
 
 def model_card(
@@ -103,6 +148,7 @@ def model_card(
     rows = _eval_rows(eval_results)
     if rows:
         lines += ["", "## Evaluation", "", "| benchmark | tasks | scores |", "|---|---|---|", *rows]
+    lines += ["", *fim_section(facts.get("fim"))]
     lines += [
         "",
         "## Use",
@@ -135,9 +181,8 @@ def export_params(
     """Write `params` of the run at `layout` (its tokenizer, its facts up to `step`) to `out`."""
     facts = _run_facts(layout, step) | {"run_name": layout.root.name}
     if layout.data_dir() is not None and (layout.data_dir() / "manifest.json").is_file():
-        facts["language"] = json.loads((layout.data_dir() / "manifest.json").read_text())[
-            "language"
-        ]
+        manifest = json.loads((layout.data_dir() / "manifest.json").read_text())
+        facts |= {"language": manifest["language"], "fim": manifest.get("fim")}
     card = model_card(model, facts, dtype, eval_results)
     tokenizer = load_tokenizer(layout.tokenizer)
     return write_hf(out, params, model, tokenizer, dtype, card, max_shard_bytes)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -72,6 +73,27 @@ def infill_prompt(prefix: str, suffix: str, order: str = PSM) -> str:
     if order == PSM:
         return f"{FIM_PREFIX}{prefix}{FIM_SUFFIX}{suffix}{FIM_MIDDLE}"
     return f"{FIM_PREFIX}{FIM_SUFFIX}{suffix}{FIM_MIDDLE}{prefix}"
+
+
+def infill_prompt_ids(
+    prefix: Sequence[int], suffix: Sequence[int], sentinels: Mapping[str, int], room: int
+) -> list[int]:
+    """`infill_prompt`'s PSM layout as ids (`sentinels`: each FIM token's id), at most `room` ids:
+    when the prefix and the suffix do not both fit beside the sentinels, the prefix keeps its last
+    ids and the suffix its first, the longer one cut to what the other leaves, and neither to less
+    than half the space."""
+    space = room - len(FIM_TOKENS)
+    if space < 0:
+        raise ValueError(f"an infill prompt needs at least {len(FIM_TOKENS)} tokens, got {room}")
+    suffix_kept = min(len(suffix), max(space // 2, space - len(prefix)))
+    prefix_kept = min(len(prefix), space - suffix_kept)
+    return [
+        sentinels[FIM_PREFIX],
+        *prefix[len(prefix) - prefix_kept :],
+        sentinels[FIM_SUFFIX],
+        *suffix[:suffix_kept],
+        sentinels[FIM_MIDDLE],
+    ]
 
 
 def restore_document(sequence: str) -> str:

@@ -11,6 +11,7 @@ from core.fim import (
     SPM,
     fim_split,
     infill_prompt,
+    infill_prompt_ids,
     restore_document,
 )
 
@@ -67,3 +68,19 @@ def test_layouts_are_starcoders() -> None:
     assert infill_prompt("def f(", "):\n", SPM) == (
         f"{FIM_PREFIX}{FIM_SUFFIX}):\n{FIM_MIDDLE}def f("
     )
+
+
+SENTINELS = {FIM_PREFIX: -1, FIM_SUFFIX: -2, FIM_MIDDLE: -3}
+
+
+def test_infill_prompt_ids_lay_out_psm_and_keep_the_ids_next_to_the_gap() -> None:
+    prefix, suffix = list(range(100, 110)), list(range(200, 204))
+    assert infill_prompt_ids(prefix, suffix, SENTINELS, 17) == [-1, *prefix, -2, *suffix, -3]
+    # A long prefix loses its start; the short suffix stays whole.
+    assert infill_prompt_ids(prefix, suffix, SENTINELS, 12) == [-1, *prefix[-5:], -2, *suffix, -3]
+    # Both long: each keeps half the space, the prefix its end and the suffix its start.
+    both_long = infill_prompt_ids(prefix, prefix, SENTINELS, 9)
+    assert both_long == [-1, *prefix[-3:], -2, *prefix[:3], -3]
+    assert infill_prompt_ids([], [], SENTINELS, 3) == [-1, -2, -3]
+    with pytest.raises(ValueError, match="at least 3 tokens"):
+        infill_prompt_ids(prefix, suffix, SENTINELS, 2)

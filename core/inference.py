@@ -1,12 +1,14 @@
 """Text in, text out: a trained checkpoint plus its tokenizer, for evals, samples and serving.
 
-`CheckpointCompleter` serves the one completion interface (core/completion.py) and scores
-perplexity; `load_completer` builds one from a run directory (core/layout.py).
+`CheckpointCompleter` serves the one completion interface (core/completion.py), plain and
+fill-in-the-middle, and scores perplexity; `load_completer` builds one from a run directory
+(core/layout.py).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +20,8 @@ from tokenizers import Tokenizer
 
 from core.checkpoint import CheckpointError, load_model
 from core.completion import CompletionRequest, Completions, SamplingConfig, cut_at_stop
-from core.config import ModelConfig
+from core.config import ConfigError, ModelConfig
+from core.fim import FILE_SEPARATOR, FIM_TOKENS, infill_prompt_ids
 from core.generate import DecodeStats, StopCheck, content_keys, generate_rows
 from core.layout import RunLayout
 from core.model import Transformer, unstack_layers
@@ -32,6 +35,11 @@ from core.train_step import loss_sum
 GENERATION_BATCH = {"cpu": 32, "gpu": 128, "tpu": 128}
 # Decode steps between the host's stop-string checks (and refills of finished slots).
 CHECK_EVERY = 8
+
+
+def _starts(sizes: Sequence[int]) -> list[int]:
+    """Where each of consecutive slices of these sizes starts."""
+    return [0, *itertools.accumulate(sizes)][:-1]
 
 
 def stop_settled(text: str, stops: Sequence[str]) -> bool:
@@ -97,9 +105,11 @@ class CheckpointCompleter:
         seed: int,
         samples: Sequence[int] | None = None,
         stop_check: StopCheck | None = None,
+        stop_ids: Sequence[int] = (),
     ) -> list[list[int]]:
-        """Generated ids per prompt (EOS ends a row), after `fit` trims the prompts; row i
-        samples from the key of (seed, its prompt ids, samples[i]) (default 0)."""
+        """Generated ids per prompt (EOS, or one of `stop_ids`, ends a row), after `fit` trims
+        the prompts; row i samples from the key of (seed, its prompt ids, samples[i]) (default
+        0)."""
         prompts, max_new_tokens = self.fit(prompts, max_new_tokens)
         config, params = self._decoding()
         keys = content_keys(seed, prompts, [0] * len(prompts) if samples is None else samples)
@@ -109,7 +119,7 @@ class CheckpointCompleter:
             prompts,
             max_new_tokens,
             sampling=sampling,
-            stop_ids=(self.config.eos_id,),
+            stop_ids=(self.config.eos_id, *stop_ids),
             keys=keys,
             stop_check=stop_check,
             batch_size=self.generation_batch_size,
@@ -139,10 +149,10 @@ class CheckpointCompleter:
     ) -> Completions:
         """`request.n_samples` completions per prompt, each cut before the first stop string
         (`request.stop`, plus prompt i's own `prompt_stops[i]` when given: per-task stops); a
-        prompt's tokens are those the model read (see `fit`), a completion's those of its text
-        as returned (up to the stop). Greedy rows are the same as one prompt decoded alone to
-        max_new_tokens and then cut; rows end as soon as their text holds a stop string."""
-        n = request.n_samples
+        prompt's tokens are those the model read (see `fit`, `infill_prompts`), a completion's
+        those of its text as returned (up to the stop). Greedy rows are the same as one prompt
+        decoded alone to max_new_tokens and then cut; rows end as soon as their text holds a stop
+        string. With `request.suffix`, each completion is the middle (`infill_prompts`)."""
         if prompt_stops is not None and len(prompt_stops) != len(request.prompts):
             raise ValueError(
                 f"prompt_stops has {len(prompt_stops)} entries for {len(request.prompts)} prompts"
@@ -151,27 +161,100 @@ class CheckpointCompleter:
             tuple(s for s in (*request.stop, *(prompt_stops[i] if prompt_stops else ())) if s)
             for i in range(len(request.prompts))
         ]
-        encoded = self.fit(self._encode(list(request.prompts)), request.max_new_tokens)[0]
-        repeated = [ids for ids in encoded for _ in range(n)]
-        row_stops = [stop for stop in stops for _ in range(n)]
+        return self._complete([request], [stops])[0]
+
+    def complete_each(self, requests: Sequence[CompletionRequest]) -> list[Completions]:
+        """Each request's completions, as `complete` gives them, from one batched decode of all
+        their rows. The requests may differ in their prompts, sample counts, stops and suffixes;
+        either all or none are fill-in-the-middle requests (an eval's tasks, each with its
+        suffix)."""
+        if not requests:
+            return []
+        shared = {(r.sampling, r.seed, r.max_new_tokens, r.suffix is None) for r in requests}
+        if len(shared) > 1:
+            raise ValueError(
+                "complete_each: the requests must share sampling, seed and max_new_tokens, and "
+                "be all or none fill-in-the-middle"
+            )
+        stops = [[tuple(filter(None, r.stop))] * len(r.prompts) for r in requests]
+        return self._complete(requests, stops)
+
+    def _complete(
+        self, requests: Sequence[CompletionRequest], stops: Sequence[Sequence[tuple[str, ...]]]
+    ) -> list[Completions]:
+        """The completions of `requests` (which share their decode settings), prompt i of request
+        r cut at `stops[r][i]`, all rows in one `complete_ids` call."""
+        first = requests[0]
+        infill = first.suffix is not None
+        encoded: list[list[int]] = []
+        max_new_tokens = first.max_new_tokens
+        for request in requests:
+            if infill:
+                ids, max_new_tokens = self.infill_prompts(
+                    request.prompts, request.suffix or "", request.max_new_tokens
+                )
+            else:
+                ids, max_new_tokens = self.fit(
+                    self._encode(list(request.prompts)), request.max_new_tokens
+                )
+            encoded += ids
+        samples = [request.n_samples for request in requests for _ in request.prompts]
+        prompt_stops = [stop for request_stops in stops for stop in request_stops]
+        rows = [prompt for prompt, n in enumerate(samples) for _ in range(n)]
+        row_stops = [prompt_stops[prompt] for prompt in rows]
         generated = self.complete_ids(
-            repeated,
-            request.max_new_tokens,
-            request.sampling,
-            request.seed,
-            samples=[sample for _ in encoded for sample in range(n)],
+            [encoded[prompt] for prompt in rows],
+            max_new_tokens,
+            first.sampling,
+            first.seed,
+            samples=[sample for n in samples for sample in range(n)],
             stop_check=self._stop_check(row_stops) if any(row_stops) else None,
+            stop_ids=(self._fim_token_id(FILE_SEPARATOR),) if infill else (),
         )
         texts = [
             cut_at_stop(text, stop)
             for text, stop in zip(self.tokenizer.decode_batch(generated), row_stops, strict=True)
         ]
         lengths = [len(ids) for ids in self._encode(texts)]
-        return Completions(
-            [texts[i : i + n] for i in range(0, len(texts), n)],
+        starts = _starts(samples)
+        answer = Completions(
+            [texts[start : start + n] for start, n in zip(starts, samples, strict=True)],
             [len(ids) for ids in encoded],
-            [sum(lengths[i : i + n]) for i in range(0, len(texts), n)],
+            [sum(lengths[start : start + n]) for start, n in zip(starts, samples, strict=True)],
         )
+        sizes = [len(request.prompts) for request in requests]
+        return [
+            answer.rows(start, start + n) for start, n in zip(_starts(sizes), sizes, strict=True)
+        ]
+
+    def infill_prompts(
+        self, prefixes: Sequence[str], suffix: str, max_new_tokens: int
+    ) -> tuple[list[list[int]], int]:
+        """The fill-in-the-middle prompts of `prefixes` with `suffix` as generated (PSM, the
+        layout the model trained on: core.fim.infill_prompt_ids) and the token budget: at most
+        max_seq_len - 3 new tokens, so that the sentinels always fit; a prefix and suffix too
+        long beside them lose the prefix's start and the suffix's end. Generation stops at EOS
+        and at <file_sep>."""
+        sentinels = {token: self._fim_token_id(token) for token in FIM_TOKENS}
+        max_new_tokens = min(max_new_tokens, self.config.max_seq_len - len(FIM_TOKENS))
+        room = self.config.max_seq_len - max_new_tokens
+        suffix_ids, *prefix_ids = self._encode([suffix, *prefixes])
+        prompts = [infill_prompt_ids(ids, suffix_ids, sentinels, room) for ids in prefix_ids]
+        return prompts, max_new_tokens
+
+    @property
+    def fills_in_the_middle(self) -> bool:
+        """Whether the tokenizer has the tokens an infill needs (the FIM sentinels, <file_sep>)."""
+        return all(self.tokenizer.token_to_id(t) is not None for t in (*FIM_TOKENS, FILE_SEPARATOR))
+
+    def _fim_token_id(self, token: str) -> int:
+        """The id of a special token; a one-line ConfigError if the tokenizer has none."""
+        token_id = self.tokenizer.token_to_id(token)
+        if token_id is None:
+            raise ConfigError(
+                f"the model's tokenizer has no {token} token: it cannot fill in the middle"
+            )
+        return token_id
 
     def _stop_check(self, row_stops: Sequence[tuple[str, ...]]) -> StopCheck:
         """The decode loop's host-side check: whether each row's text so far settles its cut

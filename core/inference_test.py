@@ -1,5 +1,6 @@
 """CheckpointCompleter's batched sampling: the same greedy texts as prompts decoded one at a time,
-stop strings that end rows early, sampled rows independent of the batch they run in."""
+stop strings that end rows early, sampled rows independent of the batch they run in; fill in the
+middle from the PSM prompt, ended at <file_sep>."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import dataclasses
 
 import jax
 import pytest
+from tokenizers import trainers
 
-from core.completion import CompletionRequest, SamplingConfig, cut_at_stop
+from core.completion import CompletionRequest, SamplingConfig, cut_at_stop, infill
+from core.config import ConfigError
+from core.fim import FILE_SEPARATOR, FIM_MIDDLE, FIM_PREFIX, infill_prompt
 from core.generate import admit, decode, generate
 from core.inference import CheckpointCompleter, stop_settled
 from core.model import init_params
 from core.testing import TINY_RUN, tiny_tokenizer
+from core.tokenizer import new_bpe_tokenizer
 
 # Logits spread enough (init_std 0.1) that greedy decoding never meets a near-tie.
 MODEL = dataclasses.replace(TINY_RUN, init_std=0.1, dtype="float32")
@@ -142,3 +147,87 @@ def test_repeated_calls_reuse_the_compiled_programs(model):
 )
 def test_stop_settled(text, stops, settled) -> None:
     assert stop_settled(text, stops) == settled
+
+
+INFILLS = (
+    ("def add(a, b):\n    ", "\n    return c\n"),
+    ("import os\n", ""),
+    ("", "SELECT url FROM pages WHERE id = 1;\n"),
+)
+
+
+def _decoded_alone(model, prompt: str, stop_ids: tuple[int, ...]) -> tuple[list[int], str]:
+    config, params, tokenizer = model
+    ids = tokenizer.encode(prompt).ids  # sentinel text is read as the special tokens
+    generated = generate(params, config, [ids], NEW_TOKENS, stop_ids=stop_ids).token_lists()[0]
+    return generated, tokenizer.decode(generated)
+
+
+def test_infill_decodes_the_psm_prompt_and_stops_at_eos_or_file_separator(model):
+    config, _, tokenizer = model
+    stops = (config.eos_id, tokenizer.token_to_id(FILE_SEPARATOR))
+    expected = [_decoded_alone(model, infill_prompt(*pair), stops)[1] for pair in INFILLS]
+    slots = completer(model, generation_batch_size=2, check_every=3)
+    requests = [
+        CompletionRequest((prefix,), max_new_tokens=NEW_TOKENS, suffix=suffix)
+        for prefix, suffix in INFILLS
+    ]
+    answers = slots.complete_each(requests)
+    assert slots.last_stats.rows == len(INFILLS)  # one batched decode
+    assert [answer.texts for answer in answers] == [[[text]] for text in expected]
+    assert [answer.prompt_tokens for answer in answers] == [
+        [len(tokenizer.encode(infill_prompt(*pair)).ids)] for pair in INFILLS
+    ]
+    request = CompletionRequest(max_new_tokens=NEW_TOKENS)
+    assert infill(slots, *INFILLS[0], request) == expected[0]
+    shared_suffix = CompletionRequest(("import os\n", "x"), max_new_tokens=NEW_TOKENS, suffix="")
+    alone = _decoded_alone(model, infill_prompt("x", ""), stops)[1]
+    assert slots.complete(shared_suffix).texts == [[expected[1]], [alone]]
+
+
+def test_an_infill_ends_at_the_file_separator(model):
+    config, params, tokenizer = model
+    prompt = infill_prompt(*INFILLS[0])
+    first, _ = _decoded_alone(model, prompt, (config.eos_id,))
+    # <file_sep>'s logit becomes twice the greedy first token's: the model writes it first.
+    separator = tokenizer.token_to_id(FILE_SEPARATOR)
+    embedding = params["embed"]["embedding"]
+    biased = {
+        **params,
+        "embed": {"embedding": embedding.at[separator].set(2 * embedding[first[0]])},
+    }
+    biased_model = (config, biased, tokenizer)
+    generated, _ = _decoded_alone(biased_model, prompt, (config.eos_id,))
+    assert generated[0] == separator and len(generated) > 1
+    assert infill(completer(biased_model), *INFILLS[0], CompletionRequest(max_new_tokens=8)) == ""
+
+
+def test_infill_prompts_always_hold_the_sentinels(model):
+    _, _, tokenizer = model
+    slots = completer(model)
+    long = "def add(a, b):\n    return a + b\n" * 20
+    (ids,), max_new_tokens = slots.infill_prompts([long], long, 1000)
+    assert max_new_tokens == MODEL.max_seq_len - 3 and len(ids) == 3
+    (ids,), max_new_tokens = slots.infill_prompts([long], long, NEW_TOKENS)
+    assert len(ids) == MODEL.max_seq_len - NEW_TOKENS and max_new_tokens == NEW_TOKENS
+    assert ids[0] == tokenizer.token_to_id(FIM_PREFIX)
+    assert ids[-1] == tokenizer.token_to_id(FIM_MIDDLE)
+
+
+def test_infill_needs_a_tokenizer_with_the_fim_tokens(model):
+    config, params, _ = model
+    plain = new_bpe_tokenizer()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"])
+    plain.train_from_iterator(TEXTS, trainer=trainer)
+    request = CompletionRequest(("def f(",), max_new_tokens=4, suffix="):\n")
+    with pytest.raises(ConfigError, match="no <fim_prefix> token: it cannot fill in the middle"):
+        CheckpointCompleter(config, params, plain).complete(request)
+
+
+def test_complete_each_needs_shared_decode_settings(model):
+    slots = completer(model)
+    plain, other = CompletionRequest(("x",)), CompletionRequest(("x",), max_new_tokens=3)
+    for requests in ([plain, other], [plain, dataclasses.replace(plain, suffix="y")]):
+        with pytest.raises(ValueError, match="must share sampling"):
+            slots.complete_each(requests)
+    assert slots.complete_each([]) == []

@@ -26,6 +26,8 @@ class Language:
     whose specialists should answer, in order, when this one has none loaded. `benchmarks`
     returns the language's code-executing eval suite (an evals.suite.EvalSuite), imported only
     when called; without one, its eval is held-out perplexity and the syntax-valid rate.
+    `infill_sample` is the (prefix, suffix) of a fixed snippet whose middle the train job's
+    samples fill in (fill-in-the-middle).
     """
 
     name: str
@@ -39,6 +41,7 @@ class Language:
     nearest: tuple[str, ...] = ()
     syntax_check: Callable[[str], bool] | None = None
     benchmarks: Callable[[], Any] | None = None
+    infill_sample: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if not self.extensions or not all(ext.startswith(".") for ext in self.extensions):

@@ -427,6 +427,7 @@ def test_prepare_reads_the_stack_v2_through_the_whole_pipeline(swh: str, tmp_pat
     counted in the manifest, the decoded texts packed."""
     from core.config import ALL_TOKENS, DataConfig, ModelConfig, RunConfig, TrainConfig
     from core.data import TokenStream
+    from core.fim import restore_document
     from core.tokenizer import load_tokenizer
     from data_tools.filters import generic_language
     from data_tools.prepare import prepare
@@ -450,5 +451,6 @@ def test_prepare_reads_the_stack_v2_through_the_whole_pipeline(swh: str, tmp_pat
     texts = []
     for split, info in manifest["splits"].items():
         tokens = TokenStream(tmp_path / "out", split).read(0, info["tokens"]).tolist()
-        texts += tokenizer.decode(tokens, skip_special_tokens=False).split("<|endoftext|>")[:-1]
+        sequences = tokenizer.decode(tokens, skip_special_tokens=False).split("<|endoftext|>")
+        texts += [restore_document(sequence) for sequence in sequences[:-1]]  # FIM undone
     assert sorted(texts) == sorted(expected_text(name) for name in GOOD)

@@ -43,16 +43,18 @@ from evals.suite import EvalSuite
 
 # The benchmarks' usual budget: a whole function (HumanEval) or solution (MBPP) fits.
 EVAL_REQUEST = CompletionRequest(max_new_tokens=512, sampling=SamplingConfig(top_p=0.95))
+# A request's fields that each benchmark's tasks give (no flags, not part of the settings).
+_TASK_FIELDS = ("prompts", "stop", "suffix")
 
 
 def add_request_args(parser: argparse.ArgumentParser, defaults: CompletionRequest) -> None:
     """Sampling flags (n samples, tokens, temperature, top-k, top-p, seed) of an eval command."""
-    add_dataclass_args(parser, CompletionRequest, defaults=defaults, exclude=("prompts", "stop"))
+    add_dataclass_args(parser, CompletionRequest, defaults=defaults, exclude=_TASK_FIELDS)
 
 
 def request_from_args(args: argparse.Namespace) -> CompletionRequest:
     """The request settings the flags give; several greedy samples of one prompt are an error."""
-    request = dataclass_from_args(CompletionRequest, args, exclude=("prompts", "stop"))
+    request = dataclass_from_args(CompletionRequest, args, exclude=_TASK_FIELDS)
     if request.n_samples > 1 and request.sampling.greedy:
         raise EvalError("--n-samples > 1 needs --temperature > 0 (greedy samples are identical)")
     return request
@@ -60,7 +62,7 @@ def request_from_args(args: argparse.Namespace) -> CompletionRequest:
 
 def request_record(request: CompletionRequest) -> dict[str, Any]:
     """The sampling settings of a results file (the prompts and stops are the benchmark's)."""
-    return {k: v for k, v in to_dict(request).items() if k not in ("prompts", "stop")}
+    return {k: v for k, v in to_dict(request).items() if k not in _TASK_FIELDS}
 
 
 def parse_args(
@@ -85,7 +87,14 @@ def parse_args(
             metavar="PATH",
             help="write the reference solutions as a samples file and exit",
         )
-    parser.add_argument("--benchmark", choices=[*suite.benchmarks, "all"], default="all")
+    parser.add_argument(
+        "--benchmark",
+        choices=[*suite.benchmarks, "all"],
+        default="all",
+        help="one benchmark, or all"
+        + (f" but {', '.join(suite.opt_in)}" if suite.opt_in else "")
+        + " (default: %(default)s)",
+    )
     if suite.protocols:
         add_protocol_argument(parser, suite.protocols)
     parser.add_argument("--limit", type=int, help="only the first N tasks of each benchmark")
@@ -117,10 +126,14 @@ def parse_args(
 
 
 def load_tasks(suite: EvalSuite[TaskT], args: argparse.Namespace) -> dict[str, list[TaskT]]:
-    """The selected benchmarks' tasks, each cut to --limit."""
+    """The selected benchmarks' tasks (all: every benchmark but the suite's opt-in ones), each
+    cut to --limit."""
     if args.limit is not None and args.limit < 1:
         raise EvalError(f"--limit must be positive, got {args.limit}")
-    names = list(suite.benchmarks) if args.benchmark == "all" else [args.benchmark]
+    if args.benchmark == "all":
+        names = [name for name in suite.benchmarks if name not in suite.opt_in]
+    else:
+        names = [args.benchmark]
     return {name: list(suite.benchmarks[name](args))[: args.limit] for name in names}
 
 

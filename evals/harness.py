@@ -1,7 +1,9 @@
 """Language-agnostic benchmark harness: generate completions, run them in the sandbox, score them.
 
 A specialist describes each benchmark as a `Benchmark`: its tasks, its stop strings, and how a task
-plus a completion becomes a checking program and whether it parses. A sample passes when its program
+plus a completion becomes a checking program and whether it parses. An infilling benchmark also
+gives each task's suffix (a completion is then the middle between the prompt and it) and its
+reference middle, which a sample exactly matches or not. A sample passes when its program
 exits with status 0 after printing the pass marker it was given: a completion that exits early with
 status 0 (sys.exit(0), os._exit(0)) has skipped the checks and fails. A benchmark may also score
 named subsets of its checks (EvalPlus's base inputs beside base + plus): the program prints
@@ -19,7 +21,8 @@ from typing import Generic, Protocol, TypeVar
 
 from tokenizers import Tokenizer
 
-from core.completion import Completer, CompletionRequest, cut_at_stop
+from core.completion import Completer, CompletionRequest, complete_each, cut_at_stop
+from core.fim import infill_prompt
 from evals.errors import EvalError
 from evals.sandbox import Program, RunResult, Sandbox
 
@@ -44,7 +47,9 @@ class Benchmark(Generic[TaskT]):
     """A benchmark's tasks and how one completion of a task is checked.
 
     `program(task, completion, pass_marker)` must print `pass_marker` once all checks have passed,
-    and `subset_marker(pass_marker, name)` once the checks of each of `subsets` have.
+    and `subset_marker(pass_marker, name)` once the checks of each of `subsets` have. With
+    `suffix`, the benchmark is fill-in-the-middle: a task's completion is the middle between its
+    prompt and `suffix(task)`, and samples equal to `reference(task)` count as exact matches.
     """
 
     name: str
@@ -53,18 +58,22 @@ class Benchmark(Generic[TaskT]):
     program: Callable[[TaskT, str, str], Program]
     syntax_valid: Callable[[TaskT, str], bool]
     subsets: tuple[str, ...] = ()
+    suffix: Callable[[TaskT], str] | None = None
+    reference: Callable[[TaskT], str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class SampleResult:
-    """One completion's outcome; `detail` is the last output line (the failed assert, say), and
-    `subsets` says which of the benchmark's subsets of checks passed."""
+    """One completion's outcome; `detail` is the last output line (the failed assert, say),
+    `subsets` says which of the benchmark's subsets of checks passed, and `exact_match` whether
+    the completion is the reference (None: the benchmark has none)."""
 
     status: str  # "passed", "failed" or "timeout"
     syntax_valid: bool
     seconds: float
     detail: str
     subsets: Mapping[str, bool] = dataclasses.field(default_factory=dict)
+    exact_match: bool | None = None
 
     @property
     def passed(self) -> bool:
@@ -100,7 +109,8 @@ def generate(
     max_length: int | None = None,
 ) -> dict[str, list[str]]:
     """`request.n_samples` completions for every task of `benchmark`, keyed by task id."""
-    return complete_tasks(benchmark.tasks, benchmark.stop, completer, request, max_length)
+    suffixes = None if benchmark.suffix is None else [benchmark.suffix(t) for t in benchmark.tasks]
+    return complete_tasks(benchmark.tasks, benchmark.stop, completer, request, max_length, suffixes)
 
 
 def complete_tasks(
@@ -109,21 +119,32 @@ def complete_tasks(
     completer: Completer,
     request: CompletionRequest,
     max_length: int | None = None,
+    suffixes: Sequence[str] | None = None,
 ) -> dict[str, list[str]]:
     """Completions of every task's prompt with `request`'s settings, cut at `stop`, keyed by
-    task id. With `max_length`, a prompt and its completion hold at most that many tokens together
-    (bigcode-evaluation-harness's max_length_generation): each completion keeps its first
-    max_length - prompt tokens (counted by re-encoding it), none when the prompt fills them."""
+    task id; with `suffixes`, task i's completions are the middle between its prompt and
+    suffixes[i] (one request per task, batched where the completer can). With `max_length`, a
+    prompt and its completion hold at most that many tokens together
+    (bigcode-evaluation-harness's max_length_generation; an infill's prompt is its PSM prompt):
+    each completion keeps its first max_length - prompt tokens (counted by re-encoding it), none
+    when the prompt fills them."""
     prompts = tuple(task.prompt for task in tasks)
     budgets: list[int] | None = None
     if max_length is not None:
         tokenizer = _tokenizer_of(completer)
-        budgets = [max(0, max_length - len(e.ids)) for e in tokenizer.encode_batch(list(prompts))]
+        read = list(prompts) if suffixes is None else list(map(infill_prompt, prompts, suffixes))
+        budgets = [max(0, max_length - len(e.ids)) for e in tokenizer.encode_batch(read)]
         longest = max(1, min(request.max_new_tokens, max(budgets)))
         request = dataclasses.replace(request, max_new_tokens=longest)
-    outputs = completer.complete(
-        dataclasses.replace(request, prompts=prompts, stop=tuple(stop))
-    ).texts
+    request = dataclasses.replace(request, stop=tuple(stop))
+    if suffixes is None:
+        outputs = completer.complete(request.for_prompts(prompts)).texts
+    else:
+        requests = [
+            dataclasses.replace(request, prompts=(prompt,), suffix=suffix)
+            for prompt, suffix in zip(prompts, suffixes, strict=True)
+        ]
+        outputs = [answer.texts[0] for answer in complete_each(completer, requests)]
     # A completer promises to cut at the stops; cutting again keeps scores independent of that.
     cut = [[cut_at_stop(text, stop) for text in completions] for completions in outputs]
     if budgets is not None:
@@ -167,14 +188,25 @@ def evaluate(
         TaskResult(
             task.task_id,
             tuple(
-                _sample_result(
-                    *next(outcomes), benchmark.syntax_valid(task, text), benchmark.subsets
+                dataclasses.replace(
+                    _sample_result(
+                        *next(outcomes), benchmark.syntax_valid(task, text), benchmark.subsets
+                    ),
+                    exact_match=None
+                    if benchmark.reference is None
+                    else exact_match(text, benchmark.reference(task)),
                 )
                 for text in completions[task.task_id]
             ),
         )
         for task in benchmark.tasks
     ]
+
+
+def exact_match(completion: str, reference: str) -> bool:
+    """Whether a completion is the reference, up to blank lines at either end (as InCoder's
+    infilling evaluation compares lines)."""
+    return completion.strip("\n") == reference.strip("\n")
 
 
 def _sample_result(

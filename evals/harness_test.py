@@ -1,5 +1,5 @@
 """The harness on a toy shell benchmark: no language of its own, just programs and exit statuses,
-subsets of the checks, and the prompt + completion token budget."""
+subsets of the checks, the prompt + completion token budget, and an infilling variant."""
 
 from __future__ import annotations
 
@@ -139,3 +139,41 @@ def test_prompts_hash_is_sha256_of_the_ordered_prompts() -> None:
     expected = hashlib.sha256(json.dumps(["# 2 + 2\n", "# 3 * 3\n"]).encode()).hexdigest()
     assert prompts_sha256(BENCHMARK.tasks) == expected
     assert prompts_sha256(list(reversed(BENCHMARK.tasks))) != expected
+
+
+class BatchingFake(FakeCompleter):
+    """A fake completer that also takes several requests at once (core.completion.BatchCompleter)."""
+
+    def __init__(self, texts: list[str]) -> None:
+        super().__init__(texts)
+        self.batches: list[list[CompletionRequest]] = []
+
+    def complete_each(self, requests: list[CompletionRequest]) -> list[Completions]:
+        self.batches.append(list(requests))
+        return [FakeCompleter.complete(self, request) for request in requests]
+
+
+INFILL = dataclasses.replace(
+    BENCHMARK,
+    stop=(),
+    suffix=lambda task: f"\ntest $answer = {task.expected}\n",
+    reference=lambda task: f"answer={task.expected}",
+)
+
+
+def test_an_infilling_benchmark_asks_each_task_for_its_middle(sandbox: Sandbox) -> None:
+    for completer in (FakeCompleter(["answer=4"]), BatchingFake(["answer=4"])):
+        assert generate(INFILL, completer, CompletionRequest()) == {
+            "add": ["answer=4"],
+            "mul": ["answer=4"],
+        }
+        assert [(c.prompts, c.suffix) for c in completer.calls] == [
+            (("# 2 + 2\n",), "\ntest $answer = 4\n"),
+            (("# 3 * 3\n",), "\ntest $answer = 9\n"),
+        ]
+    assert len(completer.batches) == 1  # the batching completer got every task at once
+    add, mul = evaluate(INFILL, {"add": ["answer=4", "\nanswer=4\n"], "mul": ["answer=4"]}, sandbox)
+    assert [s.exact_match for s in add.samples] == [True, True]  # blank lines at the ends aside
+    assert mul.samples[0].exact_match is False
+    plain, _ = evaluate(BENCHMARK, {"add": ["answer=4"], "mul": ["answer=9"]}, sandbox)
+    assert plain.samples[0].exact_match is None

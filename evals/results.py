@@ -17,7 +17,8 @@ DEFAULT_KS = (1, 10, 100)
 def summarize(
     benchmark: str, results: Sequence[TaskResult], ks: Iterable[int] = DEFAULT_KS
 ) -> dict[str, Any]:
-    """Task and sample counts, pass@k for every reportable k, and the syntax-valid rate."""
+    """Task and sample counts, pass@k for every reportable k, the syntax-valid rate and, for a
+    benchmark with reference completions (infilling), the exact-match rate."""
     num_samples = [len(result.samples) for result in results]
     num_correct = [result.n_passed for result in results]
     samples = [sample for result in results for sample in result.samples]
@@ -29,6 +30,8 @@ def summarize(
     for k in reportable_ks(num_samples, ks):
         summary[f"pass@{k}"] = pass_at_k(num_samples, num_correct, k)
     summary["syntax_valid_rate"] = sum(sample.syntax_valid for sample in samples) / len(samples)
+    if all(sample.exact_match is not None for sample in samples):
+        summary["exact_match"] = sum(bool(sample.exact_match) for sample in samples) / len(samples)
     summary["timeouts"] = sum(sample.status == "timeout" for sample in samples)
     return summary
 
@@ -69,6 +72,8 @@ def _sample_record(sample: SampleResult) -> dict[str, Any]:
     record = {**dataclasses.asdict(sample), "passed": sample.passed}
     if not sample.subsets:
         del record["subsets"]
+    if sample.exact_match is None:
+        del record["exact_match"]
     return record
 
 
@@ -86,7 +91,9 @@ def format_table(summaries: Sequence[Mapping[str, Any]]) -> str:
         {key for summary in summaries for key in summary if key.startswith("pass@")},
         key=lambda key: int(key.removeprefix("pass@")),
     )
-    header = ["benchmark", "tasks", "samples", *metric_columns, "syntax-valid", "timeouts"]
+    exact = ["exact_match"] if any("exact_match" in summary for summary in summaries) else []
+    header = ["benchmark", "tasks", "samples", *metric_columns, "syntax-valid"]
+    header += [*(["exact-match"] if exact else []), "timeouts"]
     rows = [
         [
             str(summary["benchmark"]),
@@ -94,6 +101,7 @@ def format_table(summaries: Sequence[Mapping[str, Any]]) -> str:
             str(summary["n_samples"]),
             *(f"{summary[key]:.2%}" if key in summary else "-" for key in metric_columns),
             f"{summary['syntax_valid_rate']:.2%}",
+            *(f"{summary[key]:.2%}" if key in summary else "-" for key in exact),
             str(summary["timeouts"]),
         ]
         for summary in summaries

@@ -66,3 +66,15 @@ def test_a_subset_of_the_checks_is_scored_on_its_own(tmp_path: Path) -> None:
     records = task_records(results)
     assert records[0]["samples"][1]["subsets"] == {"base": True}
     assert "subsets" not in task_records([TaskResult("c", (PASS,))])[0]["samples"][0]
+
+
+def test_exact_matches_are_summarised_recorded_and_shown_where_there_is_a_reference() -> None:
+    exact = SampleResult("passed", True, 0.1, "", exact_match=True)
+    other = SampleResult("passed", True, 0.1, "", exact_match=False)
+    summary = summarize("infill", [TaskResult("a", (exact, other)), TaskResult("b", (other,))])
+    assert summary["exact_match"] == pytest.approx(1 / 3) and summary["pass@1"] == 1.0
+    assert "exact_match" not in summarize("plain", [TaskResult("a", (PASS,))])
+    assert task_records([TaskResult("a", (exact,))])[0]["samples"][0]["exact_match"] is True
+    assert "exact_match" not in task_records([TaskResult("a", (PASS,))])[0]["samples"][0]
+    header, _, row = format_table([summary]).splitlines()
+    assert header.split()[-2:] == ["exact-match", "timeouts"] and row.split()[-2] == "33.33%"

@@ -28,9 +28,11 @@ class EvalSuite(Generic[TaskT]):
     `make_benchmark(name, tasks, toolchain)` builds the harness benchmark. Optional: flags of the
     suite's own, reference solutions as samples-file records, extra results context, a group
     key per task (a category) for per-group scores, the evaluation protocols the suite formats
-    prompts for (evals/protocols.py; its loaders read `args.protocol`), and
+    prompts for (evals/protocols.py; its loaders read `args.protocol`),
     `prepare(args, name, tasks, sandbox, toolchain)`, which returns the tasks completed with what
-    their checks need from reference runs in the sandbox (EvalPlus's expected outputs).
+    their checks need from reference runs in the sandbox (EvalPlus's expected outputs), and the
+    benchmarks `--benchmark all` leaves out (`opt_in`: they run when named, e.g. the large
+    infilling sets, which only a fill-in-the-middle model can do).
     """
 
     description: str
@@ -46,3 +48,4 @@ class EvalSuite(Generic[TaskT]):
     prepare: (
         Callable[[argparse.Namespace, str, Sequence[TaskT], Sandbox, str], Sequence[TaskT]] | None
     ) = None
+    opt_in: tuple[str, ...] = ()

@@ -2,7 +2,8 @@
 under `vllm serve DIR`, this repo's own server, ...).
 
 Each prompt of a request is one POST /completions, all sent at once, so the server batches them
-itself (as vLLM does) and each prompt's `usage` is exact. Connection errors, 5xx and 429 answers
+itself (as vLLM does) and each prompt's `usage` is exact; a request's `suffix` is sent as OpenAI's
+`suffix` (fill-in-the-middle). Connection errors, 5xx and 429 answers
 are retried with exponential backoff; a request that gets no answer within the timeout, or a
 4xx, fails with one line naming the endpoint.
 """
@@ -173,6 +174,8 @@ class EndpointCompleter:
             body["top_k"] = sampling.top_k
         if request.stop:
             body["stop"] = list(request.stop)
+        if request.suffix is not None:
+            body["suffix"] = request.suffix
         return body
 
     def _post(self, body: dict[str, Any]) -> Completions:

@@ -115,11 +115,13 @@ class ChatBody(StreamableBody):
 
 
 class CompletionBody(StreamableBody):
-    """POST /v1/completions: a raw continuation from one specialist."""
+    """POST /v1/completions: a raw continuation from one specialist; with `suffix`, the middle
+    between each prompt and it (fill-in-the-middle, as editor plugins ask)."""
 
     model_config = ConfigDict(extra="ignore")
     model: str
     prompt: str | list[str] = Field(min_length=1)
+    suffix: str | None = None
     max_tokens: Annotated[int, Field(ge=1)] = 16
     temperature: Temperature = 1.0
     top_p: TopP = 1.0
@@ -151,6 +153,7 @@ class CompletionBody(StreamableBody):
             ),
             stop=tuple(self.stops()),
             seed=self.seed,
+            suffix=self.suffix,
         )
 
 

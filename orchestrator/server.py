@@ -1,12 +1,13 @@
 """The OpenAI-compatible HTTP API (FastAPI): chat via the orchestrator, raw specialist completions.
 
-POST /v1/chat/completions (stream: true sends server-sent events), POST /v1/completions,
-GET /v1/models, GET /health. Every error, down to a malformed or oversized body, is answered in
-OpenAI's error shape. Responses carry OpenAI's `usage`: a completion's tokens as its specialist
-counts them; a chat answer's, summed over its parts (every attempt, repairs included, each in
-its own specialist's tokens; the planner's are not counted). Generation runs in the
-orchestrator's thread pool on thread-safe specialist models (sharing.py: one call at a time, or
-concurrent calls merged), so the event loop keeps serving while the models work.
+POST /v1/chat/completions (stream: true sends server-sent events), POST /v1/completions (with
+OpenAI's `suffix`, the middle between prompt and suffix), GET /v1/models, GET /health. Every
+error, down to a malformed or oversized body, is answered in OpenAI's error shape. Responses
+carry OpenAI's `usage`: a completion's tokens as its specialist counts them; a chat answer's,
+summed over its parts (every attempt, repairs included, each in its own specialist's tokens; the
+planner's are not counted). Generation runs in the orchestrator's thread pool on thread-safe
+specialist models (sharing.py: one call at a time, or concurrent calls merged), so the event loop
+keeps serving while the models work.
 """
 
 from __future__ import annotations
@@ -285,13 +286,18 @@ def create_app(
             )
         for prompt in prompts:
             _check_prompt(prompt, limits, "prompt")
+        if request.suffix is not None:
+            _check_prompt(request.suffix, limits, "suffix")
         _check_max_tokens(request.max_tokens, limits, "max_tokens")
         if len(request.stops()) > MAX_STOPS:
             raise APIError(400, f"stop has more than {MAX_STOPS} entries", None, "stop")
 
-        completions = await asyncio.get_running_loop().run_in_executor(
-            orchestrator.pool, entry.model.complete, request.to_request()
-        )
+        try:
+            completions = await asyncio.get_running_loop().run_in_executor(
+                orchestrator.pool, entry.model.complete, request.to_request()
+            )
+        except ConfigError as error:  # a request this specialist cannot serve (no FIM tokens)
+            raise APIError(400, str(error), None, "suffix" if request.suffix else None) from error
         texts = [
             (prompt if request.echo else "") + text
             for prompt, outputs in zip(prompts, completions.texts, strict=True)

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.completion import CompletionRequest
+from core.config import ConfigError
 from core.testing import tiny_completer
 from orchestrator.executor import ExecutionConfig
 from orchestrator.pipeline import Orchestrator
@@ -109,6 +110,38 @@ def test_completions_from_one_specialist(client):
         model="python", prompt=["def f(", "x ="], max_tokens=8, temperature=0.0, n=2, stream=True
     )
     assert [chunk.choices[0].text for chunk in streamed] == [c.text for c in response.choices]
+
+
+def test_completions_with_a_suffix_answer_the_middle(client, models):
+    prompt, suffix = "def add(a, b):\n    ", "\n    return c\n"
+    response = client.completions.create(
+        model="python", prompt=prompt, suffix=suffix, max_tokens=8, temperature=0.0
+    )
+    local = models["python"].complete(CompletionRequest((prompt,), max_new_tokens=8, suffix=suffix))
+    assert [choice.text for choice in response.choices] == local.texts[0]
+    assert response.usage.prompt_tokens == local.prompt_tokens[0]
+    plain = models["python"].complete(CompletionRequest((prompt,), max_new_tokens=8))
+    assert local.prompt_tokens != plain.prompt_tokens  # the model read the infill prompt
+
+
+class NoInfillModel:
+    """A specialist whose tokenizer has no FIM tokens."""
+
+    def complete(self, request):
+        raise ConfigError("the model's tokenizer has no <fim_prefix> token: it cannot fill in")
+
+
+def test_a_specialist_that_cannot_fill_in_the_middle_answers_400():
+    with ThreadPoolExecutor(2) as pool:
+        registry = build_registry({"python": NoInfillModel()})
+        app = app_for(Orchestrator(RulePlanner(), registry, pool))
+        body = {"model": "python", "prompt": "def f(", "suffix": "):\n", "max_tokens": 4}
+        response = TestClient(app).post(
+            "/v1/completions", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "suffix"
+    assert "cannot fill in" in response.json()["error"]["message"]
 
 
 def test_completions_report_usage_in_the_specialists_own_tokens(client, models):

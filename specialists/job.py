@@ -31,7 +31,7 @@ import jax
 from jax.experimental import multihost_utils
 from tokenizers import Tokenizer
 
-from core.completion import CompletionRequest
+from core.completion import CompletionRequest, infill
 from core.config import ModelConfig, RunConfig, TrainConfig, to_dict
 from core.data import BatchLoader, eval_batches, open_windows
 from core.export_hf import export_params
@@ -251,10 +251,12 @@ def _install_tokenizer(manifest: dict[str, Any], layout: RunLayout) -> None:
 
 
 def write_samples(language: Language, layout: RunLayout, seed: int) -> dict[str, Any]:
-    """Greedy completions of the language's sample prompts into samples.md; how many parse."""
+    """Greedy completions of the language's sample prompts, and the middle of its infill sample
+    (when it has one and the tokenizer the FIM tokens), into samples.md; how many parse."""
     prompts = language.sample_prompts
     request = CompletionRequest(prompts, max_new_tokens=SAMPLE_NEW_TOKENS, seed=seed)
-    completions = load_completer(layout.root).complete(request).texts
+    completer = load_completer(layout.root)
+    completions = completer.complete(request).texts
     lines = [f"# {len(prompts)} greedy completions ({SAMPLE_NEW_TOKENS} new tokens at most)", ""]
     parsed = 0
     for index, (prompt, (completion,)) in enumerate(zip(prompts, completions, strict=True), 1):
@@ -268,17 +270,52 @@ def write_samples(language: Language, layout: RunLayout, seed: int) -> dict[str,
             "```",
             "",
         ]
+    counts: dict[str, Any] = {"samples": len(prompts), "samples_parse": parsed}
+    if language.infill_sample is not None and completer.fills_in_the_middle:
+        prefix, suffix = language.infill_sample
+        middle = infill(completer, prefix, suffix, request)
+        counts["infill_parses"] = language.syntax_ok(prefix + middle + suffix)
+        lines += [
+            f"## Infill: {'parses' if counts['infill_parses'] else 'does not parse'}",
+            "",
+            "The middle the model wrote between a fixed prefix and suffix, then the whole:",
+            "",
+            "```",
+            middle,
+            "```",
+            "",
+            f"```{language.name}",
+            prefix + middle + suffix,
+            "```",
+            "",
+        ]
     layout.samples.write_text("\n".join(lines))
-    return {"samples": len(prompts), "samples_parse": parsed}
+    return counts
 
 
 def _data_summary(manifest: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     keys = ("sources", "files_in", "files_kept", "files_packed", "dropped", "splits", "dedup")
     return {key: manifest[key] for key in keys} | {
+        "fim": manifest.get("fim"),
         "dir": str(data_dir),
         "reused": manifest["reused"],
         "tokenizer": manifest["tokenizer"]["hash"],
     }
+
+
+def fim_line(fim: dict[str, Any]) -> str:
+    """The summary's line on fill-in-the-middle: the share of train files transformed."""
+    if not fim["rate"]:
+        return "fim            off (--fim-rate 0)"
+    return (
+        f"fim            {fim['share']:.1%} of {fim['train_files']:,} train files in "
+        f"fill-in-the-middle form ({fim['psm_files']:,} PSM, {fim['spm_files']:,} SPM; "
+        f"--fim-rate {fim['rate']:g})"
+    )
+
+
+def _infill_note(parses: bool | None) -> str:
+    return "" if parses is None else f", the infill {'parses' if parses else 'does not parse'}"
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -291,6 +328,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"data           {data['files_in']:,} files in, {data['files_kept']:,} kept, "
         f"{splits['train']['tokens']:,} train / {splits['validation']['tokens']:,} validation tokens"
         + (" (prepared before, reused)" if data["reused"] else ""),
+        *([fim_line(data["fim"])] if data.get("fim") else []),
         f"training       step {summary['step']}, {summary['tokens_seen']:,} tokens seen, "
         f"{summary['tokens_per_s']:,.0f} tokens/s, MFU {summary['mfu']:.1%}",
         f"loss           first {summary['train_loss_first']:.3f} -> last "
@@ -304,8 +342,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         ),
         f"goodput        {goodput_line(summary['goodput'])}",
         f"checkpoint     {summary['checkpoint']}",
-        f"samples        {summary['samples_parse']}/{summary['samples']} parse "
-        f"({RunLayout(Path(summary['run_dir'])).samples})"
+        f"samples        {summary['samples_parse']}/{summary['samples']} parse"
+        + _infill_note(summary.get("infill_parses"))
+        + f" ({RunLayout(Path(summary['run_dir'])).samples})"
         if "samples" in summary
         else f"stopped by {summary['stopped_by_signal']}: run the same command to resume",
     ]

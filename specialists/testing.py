@@ -58,6 +58,7 @@ def check_train_job(
     assert summary["data"]["dropped"] == {"syntax_error": 1}
     assert summary["data"]["files_kept"] == len(modules)
     assert summary["samples"] == len(language.sample_prompts)
+    assert summary["data"]["fim"]["rate"] > 0 and "infill_parses" in summary  # FIM by default
     return summary
 
 

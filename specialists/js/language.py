@@ -95,4 +95,8 @@ LANGUAGE = Language(
     nearest=("typescript",),
     syntax_check=syntax_check,
     benchmarks=benchmarks,
+    infill_sample=(
+        "// The arithmetic mean of values.\nfunction mean(values) {\n  const total = ",
+        ";\n  return total / values.length;\n}\n",
+    ),
 )

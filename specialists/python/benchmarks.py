@@ -1,5 +1,5 @@
-"""HumanEval, MBPP, HumanEval+ and MBPP+ for the Python specialist: tasks, prompts, stop strings
-and checking programs.
+"""HumanEval, MBPP, HumanEval+, MBPP+ and HumanEval infilling for the Python specialist: tasks,
+prompts, stop strings and checking programs.
 
 A HumanEval or MBPP checking program is `prefix + completion + "\\n" + test`, then a print of the
 harness's pass marker; it runs with the sandbox's interpreter in isolated mode without
@@ -13,6 +13,13 @@ reference solutions and `--samples` completions are. Optional few-shot examples 
 HumanEval+ and MBPP+ prompts are EvalPlus's prompt field as its codegen sends it (stripped, one
 newline after). Under `--protocol bigcode` prompts, stop strings and MBPP's checks are
 bigcode-evaluation-harness's (see evals/README.md).
+
+HumanEval infilling (`humaneval-infill-single`, `humaneval-infill-multi`: evals/infilling.py's
+masks of the canonical solutions, human-eval-infilling's task ids) asks for the middle between a
+prefix (the prompt and the solution's lines above the mask) and a suffix (the lines below); its
+checking program is `prefix + completion + suffix + "\n" + test`, and a sample also scores an
+exact match against the masked lines. Completions end at EOS or <file_sep> (no stop strings, as
+Bavarian et al. sample them). `--benchmark all` leaves these two out: name them to run them.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import ast
 import dataclasses
 import json
 from collections.abc import Collection, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +49,7 @@ from evals.evalplus import (
     time_limits_from_args,
 )
 from evals.harness import Benchmark
+from evals.infilling import MULTI_LINE, SINGLE_LINE, line_masks
 from evals.sandbox import Program, Sandbox
 from evals.shared_data import data_file, shared_data_dir
 from evals.suite import EvalSuite
@@ -83,6 +92,11 @@ BIGCODE_HUMANEVAL_STOP = (
 )
 BIGCODE_MBPP_STOP = ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n<|/", "\n```")
 PLUS_BENCHMARKS = ("humaneval+", "mbpp+")
+# Infilling benchmark -> (its masks, the task-id prefix of the human-eval-infilling files).
+INFILL_BENCHMARKS = {
+    "humaneval-infill-single": (SINGLE_LINE, "SingleLineInfilling"),
+    "humaneval-infill-multi": (MULTI_LINE, "MultiLineInfilling"),
+}
 PROTOCOLS = ("greedy", "bigcode")
 MBPP_SPLITS = {
     "test": range(11, 511),
@@ -103,9 +117,11 @@ _MBPP_INSTRUCTION = (
 class PythonTask:
     """A benchmark task: the prompt, the program text around a completion, and the reference answer.
 
-    `sample_id` is the task's id in samples files: "HumanEval/0", "Mbpp/2", or MBPP's integer
-    id; `stop` ends a completion of the prompt. A HumanEval+ or MBPP+ task has its EvalPlus
-    problem, and once prepared in the sandbox, its check (expected outputs, time limits).
+    `sample_id` is the task's id in samples files: "HumanEval/0", "Mbpp/2", MBPP's integer
+    id, or "SingleLineInfilling/HumanEval/0/L3"; `stop` ends a completion of the prompt. A
+    HumanEval+ or MBPP+ task has its EvalPlus problem, and once prepared in the sandbox, its
+    check (expected outputs, time limits). An infilling task's completion goes between the
+    prompt and its `suffix`, and its reference answer is the masked middle.
     """
 
     task_id: str
@@ -117,6 +133,7 @@ class PythonTask:
     stop: tuple[str, ...]
     plus: PlusProblem | None = None
     plus_check: PlusCheck | None = None
+    suffix: str = ""
 
 
 def load_humaneval(path: Path | str = HUMAN_EVAL, protocol: str | None = None) -> list[PythonTask]:
@@ -139,6 +156,30 @@ def load_humaneval(path: Path | str = HUMAN_EVAL, protocol: str | None = None) -
         )
         for task_id, problem in problems.items()
     ]
+
+
+def load_humaneval_infill(name: str, path: Path | str = HUMAN_EVAL) -> list[PythonTask]:
+    """The tasks of infilling benchmark `name` (INFILL_BENCHMARKS): each HumanEval problem's
+    canonical solution with one line, or one block of lines, masked (evals/infilling.py)."""
+    kind, id_prefix = INFILL_BENCHMARKS[name]
+    tasks = []
+    for problem in load_humaneval(path):
+        for mask in line_masks(problem.canonical, kind):
+            task_id = f"{id_prefix}/{problem.task_id}/{mask.name(kind)}"
+            prefix = problem.prompt + mask.before
+            tasks.append(
+                PythonTask(
+                    task_id=task_id,
+                    sample_id=task_id,
+                    prompt=prefix,
+                    prefix=prefix,
+                    test=problem.test,
+                    canonical=mask.middle,
+                    stop=(),
+                    suffix=mask.after,
+                )
+            )
+    return tasks
 
 
 def load_mbpp(
@@ -201,13 +242,14 @@ def _plus_task(problem: PlusProblem, prompt: str, stop: tuple[str, ...]) -> Pyth
 
 def program_source(task: PythonTask, completion: str, pass_marker: str) -> str:
     """The program that checks `completion`: it prints `pass_marker` once all the tests passed."""
-    return f"{task.prefix}{completion}\n{task.test}print({pass_marker!r})\n"
+    return f"{task.prefix}{completion}{task.suffix}\n{task.test}print({pass_marker!r})\n"
 
 
 def syntax_valid(task: PythonTask, completion: str) -> bool:
-    """Whether the model-written code (the prompt's prefix plus the completion) parses."""
+    """Whether the model-written code (the prompt's prefix plus the completion, and an infilling
+    task's suffix) parses."""
     try:
-        ast.parse(task.prefix + completion)
+        ast.parse(task.prefix + completion + task.suffix)
     except (SyntaxError, ValueError, RecursionError):
         return False
     return True
@@ -222,7 +264,8 @@ def python_benchmark(
     name: str, tasks: Sequence[PythonTask], interpreter: str
 ) -> Benchmark[PythonTask]:
     """`tasks` as a harness benchmark whose programs run under `interpreter`; its stop strings
-    are the tasks' (one set per benchmark), and HumanEval+/MBPP+ also score their base inputs."""
+    are the tasks' (one set per benchmark), HumanEval+/MBPP+ also score their base inputs, and
+    infilling completions go between prompt and suffix and are matched against the middle."""
     stop = tuple(dict.fromkeys(token for task in tasks for token in task.stop))
 
     def program(task: PythonTask, completion: str, pass_marker: str) -> Program:
@@ -236,7 +279,17 @@ def python_benchmark(
         return Program((interpreter, *PYTHON_FLAGS, "main.py"), {"main.py": source})
 
     subsets = ("base",) if name in PLUS_BENCHMARKS else ()
-    return Benchmark(name, tasks, stop, program, syntax_valid, subsets)
+    infill = name in INFILL_BENCHMARKS
+    return Benchmark(
+        name,
+        tasks,
+        stop,
+        program,
+        syntax_valid,
+        subsets,
+        suffix=attrgetter("suffix") if infill else None,
+        reference=attrgetter("canonical") if infill else None,
+    )
 
 
 def prepare_plus(
@@ -349,8 +402,8 @@ def python_context(args: argparse.Namespace, benchmarks: Collection[str]) -> dic
 
 
 SUITE = EvalSuite(
-    description="Score a checkpoint or a samples file on HumanEval, MBPP, HumanEval+ and MBPP+ "
-    "in a sandbox.",
+    description="Score a checkpoint or a samples file on HumanEval, MBPP, HumanEval+, MBPP+ "
+    "and HumanEval infilling in a sandbox.",
     benchmarks={
         "humaneval": lambda args: load_humaneval(protocol=args.protocol),
         "mbpp": lambda args: load_mbpp(
@@ -358,7 +411,9 @@ SUITE = EvalSuite(
         ),
         "humaneval+": lambda args: load_humaneval_plus(args.humaneval_plus_path, args.protocol),
         "mbpp+": lambda args: load_mbpp_plus(args.mbpp_plus_path, args.protocol),
+        **{name: (lambda _, name=name: load_humaneval_infill(name)) for name in INFILL_BENCHMARKS},
     },
+    opt_in=tuple(INFILL_BENCHMARKS),
     toolchain=sandbox_python,
     make_benchmark=python_benchmark,
     add_arguments=add_python_arguments,

@@ -81,4 +81,9 @@ LANGUAGE = Language(
     ),
     aliases=("py", "python3", "django", "flask", "fastapi", "pandas", "numpy", "pytest"),
     benchmarks=benchmarks,
+    infill_sample=(
+        'def mean(values: list[float]) -> float:\n    """The arithmetic mean of values."""\n'
+        "    total = ",
+        "\n    return total / len(values)\n",
+    ),
 )

@@ -69,4 +69,8 @@ LANGUAGE = Language(
     aliases=("cargo", "tokio", "serde"),
     nearest=("cpp", "c", "go"),
     benchmarks=benchmarks,
+    infill_sample=(
+        "/// The arithmetic mean of `values`.\nfn mean(values: &[f64]) -> f64 {\n    let total: f64 = ",
+        ";\n    total / values.len() as f64\n}\n",
+    ),
 )

@@ -117,4 +117,8 @@ LANGUAGE = Language(
     aliases=("plpgsql", "t-sql"),
     nearest=("python",),
     benchmarks=benchmarks,
+    infill_sample=(
+        "-- Each customer's order count and total value.\nSELECT customer_id,\n       ",
+        "\nFROM orders\nGROUP BY customer_id;\n",
+    ),
 )

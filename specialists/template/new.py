@@ -4,7 +4,7 @@
 
 writes specialists/<language>/ (a BUILD, language.py and language_test.py, from files/):
 the language is then discovered by every command and by the orchestrator, and has its
-`:prepare`, `:train` and `:eval` targets and tests.
+`:prepare`, `:train`, `:eval` and `:sft` targets and tests.
 """
 
 from __future__ import annotations
