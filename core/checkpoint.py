@@ -10,6 +10,7 @@ tree, so a checkpoint written under one mesh loads under another.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,16 @@ def run_config_dict(model_config: ModelConfig, train_config: TrainConfig) -> dic
 
 
 def write_run_config(
-    layout: RunLayout, model_config: ModelConfig, train_config: TrainConfig
+    layout: RunLayout,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    sections: Mapping[str, Any] | None = None,
 ) -> None:
-    """Save the model and train configs as the run directory's config file."""
+    """Save the model and train configs, and any further `sections` (an SFT run's data and
+    template), as the run directory's config file."""
     layout.root.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(run_config_dict(model_config, train_config), indent=2, sort_keys=True)
+    config = run_config_dict(model_config, train_config) | dict(sections or {})
+    text = json.dumps(config, indent=2, sort_keys=True)
     layout.config.write_text(text + "\n")
 
 

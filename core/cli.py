@@ -107,6 +107,17 @@ def run_main(run: Callable[[], int]) -> int:
         return 2
 
 
+def read_lines(path: Path, flag: str) -> list[str]:
+    """The lines of the UTF-8 text file a flag names; a one-line error naming the flag if it
+    cannot be read."""
+    try:
+        return path.read_text().splitlines()
+    except OSError as error:
+        raise ValueError(f"{flag} {path}: cannot read: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{flag} {path}: not UTF-8 text") from None
+
+
 def write_json(path: Path, value: Any) -> None:
     """Write `value` as indented JSON to `path` (a --json flag); a one-line error if it cannot."""
     try:

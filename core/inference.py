@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from tokenizers import Tokenizer
 
 from core.checkpoint import CheckpointError, load_model
@@ -297,6 +298,14 @@ class CheckpointCompleter:
 @functools.partial(jax.jit, static_argnums=0)
 def _loss_sum(config: ModelConfig, params: Any, rows: jax.Array) -> tuple[jax.Array, jax.Array]:
     return loss_sum(Transformer(config), params, rows)
+
+
+def live_completer(config: ModelConfig, params: Any, tokenizer: Tokenizer) -> CheckpointCompleter:
+    """A completer over a training state's parameters (a training-time eval's model), gathered
+    to every host first when they are sharded across several."""
+    if jax.process_count() > 1:
+        params = multihost_utils.process_allgather(params)
+    return CheckpointCompleter(config, params, tokenizer)
 
 
 def load_completer(path: str | Path, step: int | None = None) -> CheckpointCompleter:

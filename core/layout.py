@@ -2,7 +2,7 @@
 
 A run directory (what training writes, and what evals, the orchestrator and exports read):
 
-    config.json      model + train config
+    config.json      model + train config (and an SFT run's data and prompt template, "sft")
     tokenizer.json   the tokenizer the data was packed with
     data.json        which prepared-data directory the run trains on
     checkpoints/     orbax steps
@@ -15,8 +15,9 @@ A run directory (what training writes, and what evals, the orchestrator and expo
     samples.md       end-of-run sample completions
     summary.json     the run's one-screen summary
 
-Defaults, relative to the working directory: runs in `outputs/<language>-<preset>`, their
-prepared data in `outputs/data/<language>-<preset>`, eval results in `outputs/eval/<name>-<time>`.
+Defaults, relative to the working directory: runs in `outputs/<language>-<preset>` (fine-tuning
+runs in `outputs/<name>-sft`), their prepared data in `outputs/data/<language>-<preset>`, eval
+results in `outputs/eval/<name>-<time>`.
 """
 
 from __future__ import annotations

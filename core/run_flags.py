@@ -8,7 +8,7 @@ wherever its config is used, with the same name and help text.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from core.cli import add_dataclass_args, dataclass_from_args
 from core.config import PRESETS, DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -28,9 +28,10 @@ def add_run_config_args(
     parser: argparse.ArgumentParser,
     argv: Sequence[str],
     parts: Sequence[str] = ("model", "train", "data"),
+    exclude: Collection[str] = (),
 ) -> None:
-    """--config and one flag per field of the `parts` configs, defaulting to the preset that
-    `argv` names, each part in its own help section."""
+    """--config and one flag per field of the `parts` configs (but `exclude`), defaulting to the
+    preset that `argv` names, each part in its own help section."""
     preset = preset_in(argv)
     parser.add_argument(
         "--config",
@@ -40,7 +41,9 @@ def add_run_config_args(
     )
     for part in parts:
         group = parser.add_argument_group(f"{part} config")
-        add_dataclass_args(group, _PARTS[part], defaults=getattr(PRESETS[preset], part))
+        add_dataclass_args(
+            group, _PARTS[part], defaults=getattr(PRESETS[preset], part), exclude=exclude
+        )
 
 
 def model_config_from_args(args: argparse.Namespace) -> ModelConfig:

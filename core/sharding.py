@@ -10,7 +10,6 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 MESH_AXES = ("data", "fsdp", "tensor")
@@ -94,9 +93,13 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def global_batch(local_rows: np.ndarray, mesh: Mesh) -> jax.Array:
-    """The global batch array from this process's rows (its slice of the global batch)."""
-    return jax.make_array_from_process_local_data(batch_sharding(mesh), local_rows)
+def global_batch(local_rows: Any, mesh: Mesh) -> Any:
+    """The global batch array from this process's rows (its slice of the global batch); every
+    array of a tuple of them (rows with their loss mask) alike."""
+    sharding = batch_sharding(mesh)
+    return jax.tree.map(
+        lambda rows: jax.make_array_from_process_local_data(sharding, rows), local_rows
+    )
 
 
 def maybe_initialize_distributed() -> bool:

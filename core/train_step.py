@@ -2,9 +2,11 @@
 
 A loader row batch int32 [B, S+1] becomes inputs tokens[:, :-1] and targets tokens[:, 1:]; a new
 segment (packed file) starts after each EOS, positions restart per segment, and PAD targets are
-masked. The cross-entropy (core/loss.py) runs in float32 over sequence chunks, so [B, S, vocab]
-logits never exist at once. Gradients are accumulated over `grad_accum` micro-batches with
-lax.scan, as sums, and divided by the global token count, so accumulation matches one big batch.
+masked. Supervised fine-tuning hands `MaskedRows` instead, whose loss mask also leaves out the
+prompt tokens; pretraining's plain rows compile to the same step as before. The cross-entropy
+(core/loss.py) runs in float32 over sequence chunks, so [B, S, vocab] logits never exist at once.
+Gradients are accumulated over `grad_accum` micro-batches with lax.scan, as sums, and divided by
+the global token count, so accumulation matches one big batch.
 """
 
 from __future__ import annotations
@@ -42,6 +44,18 @@ class TrainState(train_state.TrainState):
     rng: jax.Array
 
 
+class MaskedRows(NamedTuple):
+    """Rows whose loss counts only some targets (supervised fine-tuning): token ids int32
+    [B, S+1] and `loss_mask` bool [B, S+1], true at the tokens to predict (a target's tokens and
+    the EOS after it), false at prompt tokens and padding."""
+
+    tokens: Any
+    loss_mask: Any
+
+
+Rows = jax.Array | MaskedRows  # what the loader yields per step: plain rows or MaskedRows
+
+
 class Batch(NamedTuple):
     """Model inputs and loss targets derived from loader rows."""
 
@@ -52,26 +66,39 @@ class Batch(NamedTuple):
     loss_mask: jax.Array
 
 
-def prepare_batch(rows: jax.Array, eos_id: int, pad_id: int) -> Batch:
+def prepare_batch(rows: Rows, eos_id: int, pad_id: int) -> Batch:
     """Split rows [B, S+1] into next-token inputs/targets with packed-file segments: a segment
-    ends after each `eos_id`, and `pad_id` targets carry no loss."""
-    inputs, targets = rows[:, :-1], rows[:, 1:]
+    ends after each `eos_id`, and `pad_id` targets carry no loss, nor (MaskedRows) any target
+    outside the loss mask."""
+    tokens = rows.tokens if isinstance(rows, MaskedRows) else rows
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    loss_mask = targets != pad_id
+    if isinstance(rows, MaskedRows):
+        loss_mask &= rows.loss_mask[:, 1:]
     is_eos = inputs == eos_id
     segment_ids = jnp.cumsum(is_eos, axis=1, dtype=jnp.int32) - is_eos
     index = jnp.arange(inputs.shape[1], dtype=jnp.int32)
     starts_segment = jnp.pad(is_eos[:, :-1], ((0, 0), (1, 0)), constant_values=True)
     segment_start = jax.lax.cummax(jnp.where(starts_segment, index, 0), axis=1)
-    return Batch(inputs, targets, index - segment_start, segment_ids, targets != pad_id)
+    return Batch(inputs, targets, index - segment_start, segment_ids, loss_mask)
 
 
 def loss_sum(
-    model: Transformer, params: Any, rows: jax.Array, dropout_rng: jax.Array | None = None
+    model: Transformer, params: Any, rows: Rows, dropout_rng: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array]:
     """(summed token losses, number of unmasked target tokens) for loader rows [B, S+1].
 
     A model built with deterministic=False needs `dropout_rng`.
     """
-    batch = prepare_batch(rows, model.config.eos_id, model.config.pad_id)
+    return batch_loss_sum(
+        model, params, prepare_batch(rows, model.config.eos_id, model.config.pad_id), dropout_rng
+    )
+
+
+def batch_loss_sum(
+    model: Transformer, params: Any, batch: Batch, dropout_rng: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """`loss_sum` of a prepared batch."""
     hidden = model.apply(
         {"params": params},
         batch.inputs,
@@ -85,16 +112,19 @@ def loss_sum(
     return tied_cross_entropy(hidden, embedding, batch.targets, mask), jnp.sum(mask)
 
 
-def _micro_batches(rows: jax.Array, count: int, mesh: Mesh) -> jax.Array:
+def _micro_batches(rows: Rows, count: int, mesh: Mesh) -> Rows:
     """[B, S+1] -> [count, B/count, S+1] taking strided rows, so each stays on its device."""
-    stacked = rows.reshape(rows.shape[0] // count, count, rows.shape[1]).swapaxes(0, 1)
-    return jax.lax.with_sharding_constraint(
-        stacked, NamedSharding(mesh, PartitionSpec(None, BATCH_AXES))
-    )
+    sharding = NamedSharding(mesh, PartitionSpec(None, BATCH_AXES))
+
+    def split(leaf: jax.Array) -> jax.Array:
+        stacked = leaf.reshape(leaf.shape[0] // count, count, leaf.shape[1]).swapaxes(0, 1)
+        return jax.lax.with_sharding_constraint(stacked, sharding)
+
+    return jax.tree.map(split, rows)
 
 
 def train_step(
-    state: TrainState, rows: jax.Array, *, model: Transformer, config: TrainConfig, mesh: Mesh
+    state: TrainState, rows: Rows, *, model: Transformer, config: TrainConfig, mesh: Mesh
 ) -> tuple[TrainState, Metrics]:
     """One optimizer step on a global row batch, accumulating over config.grad_accum.
 
@@ -109,7 +139,7 @@ def train_step(
     step_rng = jax.random.fold_in(jax.random.fold_in(state.rng, 1), state.step)
 
     def accumulate(
-        carry: tuple[Any, ...], micro: tuple[jax.Array, jax.Array]
+        carry: tuple[Any, ...], micro: tuple[jax.Array, Rows]
     ) -> tuple[tuple[Any, ...], None]:
         grad_total, loss_total, count_total = carry
         index, micro_rows = micro
@@ -139,8 +169,8 @@ def train_step(
 class StepFunctions(NamedTuple):
     """Compiled steps plus the shardings they were compiled for."""
 
-    train: Callable[[TrainState, jax.Array], tuple[TrainState, Metrics]]
-    eval: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]
+    train: Callable[[TrainState, Rows], tuple[TrainState, Metrics]]
+    eval: Callable[[Any, Rows], tuple[jax.Array, jax.Array]]
     init: Callable[[], TrainState]
     init_from: Callable[[Any], TrainState]  # a fresh state around given parameters
     state_shardings: TrainState

@@ -18,7 +18,7 @@ from core.model import Transformer, init_params
 from core.sharding import global_batch, make_mesh
 from core.testing import TINY_DECODER
 from core.tokenizer import EOS_ID, PAD_ID
-from core.train_step import build_steps, loss_sum, prepare_batch
+from core.train_step import MaskedRows, build_steps, loss_sum, prepare_batch
 
 TINY = dataclasses.replace(TINY_DECODER, max_seq_len=32, init_std=0.02)
 TRAIN = TrainConfig(steps=4, batch_size=8, seq_len=32, warmup_steps=1, peak_lr=1e-2)
@@ -60,12 +60,18 @@ def test_loss_ignores_pad_targets_and_matches_full_logits():
     assert float(total) == pytest.approx(float(direct), rel=1e-5)
 
 
-def run_losses(train_config: TrainConfig, mesh: Mesh, steps: int = 2):
+def masked_rows(seed: int) -> MaskedRows:
+    """Random rows whose loss counts about half of the targets (an SFT batch)."""
+    rows = random_rows(seed)
+    return MaskedRows(rows, np.random.default_rng(seed + 100).random(rows.shape) < 0.5)
+
+
+def run_losses(train_config: TrainConfig, mesh: Mesh, steps: int = 2, rows=random_rows):
     fns = build_steps(TINY, train_config, mesh)
     state = fns.init()
     losses = []
     for seed in range(steps):
-        state, metrics = fns.train(state, global_batch(random_rows(seed), mesh))
+        state, metrics = fns.train(state, global_batch(rows(seed), mesh))
         losses.append(float(metrics["loss"]))
     return losses, state
 
@@ -96,6 +102,14 @@ def test_accumulation_on_data_fsdp_tensor_mesh_matches_one_big_batch(one_device_
     np.testing.assert_allclose(losses, one_device_losses, rtol=2e-5)
     embedding = state.params["embed"]["embedding"]
     assert embedding.addressable_shards[0].data.shape == (256 // 2, 64 // 2)
+
+
+def test_masked_rows_accumulate_on_data_fsdp_tensor_mesh_as_on_one_device(one_device_losses):
+    one_device = run_losses(TRAIN, make_mesh(devices=jax.devices()[:1]), rows=masked_rows)[0]
+    config = dataclasses.replace(TRAIN, grad_accum=2)
+    sharded = run_losses(config, make_mesh("data=2,fsdp=2,tensor=2"), rows=masked_rows)[0]
+    np.testing.assert_allclose(sharded, one_device, rtol=2e-5)
+    assert one_device[0] != pytest.approx(one_device_losses[0])  # the mask changed the loss
 
 
 class RandomRows:

@@ -38,7 +38,7 @@ from core.layout import RunLayout
 from core.model import count_params
 from core.sharding import global_batch, make_mesh
 from core.tracking import read_metrics, tracker_hooks
-from core.train_step import Metrics, StepFunctions, build_steps
+from core.train_step import MaskedRows, Metrics, StepFunctions, build_steps
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt
@@ -58,16 +58,17 @@ __all__ = [
 
 
 class BatchSource(Protocol):
-    """An endless, resumable source of this process's rows: int32 [batch / processes, S + 1]."""
+    """An endless, resumable source of this process's rows: int32 [batch / processes, S + 1],
+    or those rows with their loss mask (MaskedRows, supervised fine-tuning)."""
 
-    def __next__(self) -> np.ndarray: ...
+    def __next__(self) -> np.ndarray | MaskedRows: ...
 
     def state(self) -> dict[str, Any]: ...
 
     def restore(self, state: dict[str, Any]) -> None: ...
 
 
-ValidationBatches = Callable[[], Iterable[np.ndarray]]
+ValidationBatches = Callable[[], Iterable[np.ndarray | MaskedRows]]
 
 
 class LossDivergedError(RuntimeError):
@@ -260,12 +261,15 @@ def train(
     init: Callable[[], Any] | None = None,
     hooks: Sequence[Hook] = (),
     tracked_config: dict[str, Any] | None = None,
+    config_sections: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train to `train_config.steps`, resuming from the newest checkpoint in `output_dir`; a run
     without one starts from the parameters `init()` returns when given (a warm start), else from
     a fresh initialisation. `hooks` run beside the built-in ones (core/hooks.py);
     `tracked_config` is what trackers record besides the model and train configs (the data
-    config, the data's counts).
+    config, the data's counts); `config_sections` join the model and train configs in
+    config.json, in every checkpoint and in what trackers record (an SFT run's data and prompt
+    template, which inference reads back).
 
     Raises LossDivergedError when the loss stops being finite; the bad state is not saved.
     """
@@ -273,15 +277,17 @@ def train(
     check_fits(model_config, train_config)
     layout = RunLayout(Path(output_dir))
     is_main = jax.process_index() == 0
+    sections = config_sections or {}
     if is_main:
-        write_run_config(layout, model_config, train_config)
+        write_run_config(layout, model_config, train_config, sections)
     mesh = make_mesh(train_config.mesh)
     steps = build_steps(model_config.for_backend(jax.default_backend()), train_config, mesh)
     checkpointer = Checkpointer(layout.checkpoints, keep=train_config.keep_checkpoints)
     stop = stop or StopRequest()
     session = _Session(
-        mesh, steps, checkpointer, stop, is_main, init, tuple(hooks), tracked_config or {}, goodput
-    )
+        mesh, steps, checkpointer, stop, is_main, init, tuple(hooks), tracked_config or {},
+        sections, goodput,
+    )  # fmt: skip
     with contextlib.closing(checkpointer), stop.installed():
         return _loop(model_config, train_config, batches, validation_batches, layout, session)
 
@@ -298,6 +304,7 @@ class _Session:
     init: Callable[[], Any] | None
     hooks: tuple[Hook, ...]
     tracked_config: dict[str, Any]
+    config_sections: dict[str, Any]
     goodput: Goodput
 
 
@@ -353,7 +360,7 @@ def _loop(
 ) -> TrainResult:
     mesh, steps, stop, goodput = session.mesh, session.steps, session.stop, session.goodput
     start, state = _start(session, batches)
-    run_config = run_config_dict(model_config, train_config)
+    run_config = run_config_dict(model_config, train_config) | session.config_sections
     validation, built_in = _built_in_hooks(train_config, validation_batches, session, run_config)
     hooks = in_run_order([*built_in, *session.hooks])
     run = RunInfo(

@@ -54,19 +54,24 @@ def source_model(source: str) -> tuple[ModelConfig, Path]:
     return model, path
 
 
+def warm_model(source: str, training: ModelConfig) -> tuple[ModelConfig, Path]:
+    """The model config of the weights at `source`, trained as `training`'s TRAINING_FIELDS
+    say, and the source's tokenizer."""
+    model, tokenizer = source_model(source)
+    fields = {name: getattr(training, name) for name in TRAINING_FIELDS}
+    return dataclasses.replace(model, **fields), tokenizer
+
+
 def warm_run(run: RunConfig) -> RunConfig:
     """`run` with the architecture and tokenizer of its --init-from source (unchanged without)."""
     if not run.train.init_from:
         return run
-    source, tokenizer = source_model(run.train.init_from)
+    model, tokenizer = warm_model(run.train.init_from, run.model)
     if run.data.tokenizer and Path(run.data.tokenizer).expanduser() != tokenizer:
         raise ConfigError(
             f"--tokenizer {run.data.tokenizer}: a warm start uses its source's tokenizer "
             f"({tokenizer})"
         )
-    model = dataclasses.replace(
-        source, **{name: getattr(run.model, name) for name in TRAINING_FIELDS}
-    )
     return RunConfig(model, run.train, dataclasses.replace(run.data, tokenizer=str(tokenizer)))
 
 

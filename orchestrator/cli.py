@@ -12,6 +12,7 @@ from core.cli import add_dataclass_args, dataclass_from_args
 from core.completion import Completer
 from core.inference import load_completer
 from core.layout import default_run_dir
+from core.template import templated
 from orchestrator.endpoint_completer import EndpointCompleter, EndpointConfig, EndpointSpec
 from orchestrator.endpoint_planner import EndpointPlanner
 from orchestrator.executor import ExecutionConfig
@@ -106,11 +107,12 @@ def load_specialists(
     config: EndpointConfig | None = None,
     api_key: str | None = None,
 ) -> dict[str, Completer]:
-    """A completer per language: its checkpoint loaded, or its endpoint connected."""
+    """A completer per language: its checkpoint loaded (framing prompts with the template its
+    run recorded, if it was fine-tuned with one), or its endpoint connected."""
     return {
         language: EndpointCompleter.connect(source, language, api_key, config)
         if isinstance(source, EndpointSpec)
-        else load_completer(source)
+        else templated(load_completer(source), source)
         for language, source in sources.items()
     }
 

@@ -11,30 +11,34 @@ Each example becomes one training document, `plan_example_text(request, plan)`:
     <issue_start>{request}<issue_comment>{plan as compact JSON}\n
 
 (StarCoder2 special tokens, which the tokenizer keeps as single ids; documents are packed
-EOS-separated like any corpus). For supervised fine-tuning the same document comes split in two,
-{"prompt": plan_prompt(request), "target": plan_target(plan)} (orchestrator/plan_data.py writes
-them). At inference the planner sends the text up to <issue_comment>, reads one line, and
-validates it; anything else falls back to the rules planner.
+EOS-separated like any corpus): the "issue" prompt template of core/template.py around the
+request, then the plan. For supervised fine-tuning the examples come split in two,
+{"prompt": request, "target": plan_target(plan)} (orchestrator/plan_data.py writes them), and
+orchestrator/sft_planner.py trains on them with that template, which the run records. At
+inference the planner frames the request with its run's recorded template (the issue template
+for a run without one), reads one line, and validates it; anything else falls back to the rules
+planner.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from core.completion import Completer, CompletionRequest
 from core.inference import load_completer
+from core.template import ISSUE, PromptTemplate, recorded_template
 from orchestrator.plan import Plan, PlanError, PlanResult, plan_from_data, plan_from_text
 from orchestrator.rules_planner import RulePlanner
 from orchestrator.sharing import SerialModel
 
-_REQUEST_START = "<issue_start>"
-_PLAN_START = "<issue_comment>"
+PLAN_TEMPLATE = ISSUE  # how a request reaches a planner model whose run recorded no template
 
 
 def plan_prompt(request: str) -> str:
     """The text the model continues with a plan."""
-    return f"{_REQUEST_START}{request}{_PLAN_START}"
+    return PLAN_TEMPLATE.prompt(request)
 
 
 def plan_target(plan: Plan) -> str:
@@ -67,19 +71,36 @@ class ModelPlanner:
 
     name = "model"
 
-    def __init__(self, model: Completer, fallback: RulePlanner, max_new_tokens: int = 512) -> None:
+    def __init__(
+        self,
+        model: Completer,
+        fallback: RulePlanner,
+        max_new_tokens: int = 512,
+        template: PromptTemplate = PLAN_TEMPLATE,
+    ) -> None:
         self.model = SerialModel(model)
         self.fallback = fallback
         self.max_new_tokens = max_new_tokens
+        self.template = template
 
     def ask(self, request: str) -> Plan:
         """The model's plan (greedy); PlanError when its output is not a valid plan."""
-        [[output]] = self.model.complete(
-            CompletionRequest(
-                (plan_prompt(request),), max_new_tokens=self.max_new_tokens, stop=("\n",)
-            )
-        ).texts
-        return plan_from_text(output)
+        [outcome] = self.ask_all([request])
+        if isinstance(outcome, PlanError):
+            raise outcome
+        return outcome
+
+    def ask_all(self, requests: Sequence[str]) -> list[Plan | PlanError]:
+        """Each request's plan, or the PlanError of its output, from one batched greedy call."""
+        prompts = tuple(self.template.prompt(request) for request in requests)
+        call = CompletionRequest(prompts, max_new_tokens=self.max_new_tokens, stop=("\n",))
+        outcomes: list[Plan | PlanError] = []
+        for [output] in self.model.complete(call).texts:
+            try:
+                outcomes.append(plan_from_text(output))
+            except PlanError as error:
+                outcomes.append(error)
+        return outcomes
 
     def plan(self, request: str) -> PlanResult:
         """The model's plan, or the rules planner's with a note saying why."""
@@ -93,5 +114,7 @@ class ModelPlanner:
 def load_model_planner(
     run_dir: str | Path, fallback: RulePlanner, max_new_tokens: int = 512
 ) -> ModelPlanner:
-    """A ModelPlanner over the checkpoint and tokenizer in `run_dir`."""
-    return ModelPlanner(load_completer(run_dir), fallback, max_new_tokens)
+    """A ModelPlanner over the checkpoint and tokenizer in `run_dir`, framing requests with the
+    run's recorded template."""
+    template = recorded_template(run_dir) or PLAN_TEMPLATE
+    return ModelPlanner(load_completer(run_dir), fallback, max_new_tokens, template)

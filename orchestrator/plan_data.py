@@ -9,9 +9,10 @@ request without its rules fallback, --concurrency at a time. Every plan is valid
 schema of plan.py; requests without a valid plan are dropped and counted by reason, and so are
 requests that near-duplicate one of the planner eval's (--eval), which are never asked. Writes,
 in request order, OUT/plans.jsonl: {"prompt": ..., "target": ...} per kept request, the prompt
-exactly what the model planner sends at inference (model_planner.plan_prompt) and the target
-the plan as it writes it (model_planner.plan_target: compact JSON, then a newline); and
-OUT/summary.json: the teacher, counts, drop reasons and every drop.
+the request itself (supervised fine-tuning frames it with the planner's template, which the run
+records and the model planner frames requests with at inference: orchestrator/sft_planner.py)
+and the target the plan as it writes it (model_planner.plan_target: compact JSON, then a
+newline); and OUT/summary.json: the teacher, counts, drop reasons and every drop.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.cli import add_dataclass_args, dataclass_from_args, run_main, write_json
+from core.cli import add_dataclass_args, dataclass_from_args, read_lines, run_main, write_json
 from core.layout import OUTPUTS
-from orchestrator.model_planner import plan_prompt, plan_target
+from orchestrator.model_planner import plan_target
 from orchestrator.plan import Plan, PlanError, plan_from_data
 from orchestrator.plan_eval import EVAL_SET, near_duplicate, read_eval_set, shown
 from orchestrator.planner_choice import (
@@ -44,12 +45,7 @@ NEAR_EVAL = "near-duplicate of an eval request"
 
 def read_requests(path: Path) -> list[str]:
     """The requests of a JSONL file of {"request": "..."} lines; ValueError names the line."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as error:
-        raise ValueError(f"--requests {path}: cannot read: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"--requests {path}: not UTF-8 text") from None
+    lines = read_lines(path, "--requests")
     requests = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -94,7 +90,7 @@ def make_plan_data(
             drops.append({"request": request, "reason": error.reason, "message": str(error)})
             continue
         plans.append(plan)
-        examples.append({"prompt": plan_prompt(request), "target": plan_target(plan)})
+        examples.append({"prompt": request, "target": plan_target(plan)})
     languages = Counter(s.language for plan in plans for s in plan.subtasks)
     sizes = Counter(len(plan.subtasks) for plan in plans)
     summary = {

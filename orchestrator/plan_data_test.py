@@ -9,7 +9,7 @@ import pytest
 from fastapi import HTTPException
 
 from orchestrator import plan_data
-from orchestrator.model_planner import plan_prompt, plan_target
+from orchestrator.model_planner import plan_target
 from orchestrator.plan import plan_from_data, plan_from_text
 from orchestrator.plan_data import NEAR_EVAL, REQUESTS, read_requests
 from orchestrator.plan_eval import EVAL_SET, read_eval_set
@@ -79,7 +79,7 @@ def test_a_teacher_endpoints_valid_plans_become_examples_and_the_rest_are_counte
         flags = f"--teacher endpoint {url}/v1 --requests {path} --out {out} --concurrency 2"
         assert plan_data.main(flags.split()) == 0
     [example] = [json.loads(line) for line in (out / "plans.jsonl").read_text().splitlines()]
-    assert example == {"prompt": plan_prompt(GOOD), "target": plan_target(GOOD_PLAN)}
+    assert example == {"prompt": GOOD, "target": plan_target(GOOD_PLAN)}
     assert plan_from_text(example["target"]) == GOOD_PLAN
     summary = json.loads((out / "summary.json").read_text())
     assert summary["teacher"] == f"endpoint {url}/v1#qwen-7b"
@@ -113,8 +113,7 @@ def test_the_rules_teacher_writes_its_plans_in_request_order(tmp_path):
     written = (tmp_path / "a" / "plans.jsonl").read_text()
     assert written == (tmp_path / "b" / "plans.jsonl").read_text()
     assert [json.loads(line) for line in written.splitlines()] == [
-        {"prompt": plan_prompt(r), "target": plan_target(RulePlanner().plan(r).plan)}
-        for r in requests
+        {"prompt": r, "target": plan_target(RulePlanner().plan(r).plan)} for r in requests
     ]
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["teacher"] == "rules" and summary["drop_reasons"] == {}

@@ -1,8 +1,10 @@
-"""The commands every language has: prepare its data, train it, evaluate it.
+"""The commands every language has: prepare its data, train it, evaluate it, fine-tune it.
 
     python -m specialists prepare --language LANG [flags]   (or ./pants run specialists/LANG:prepare)
     python -m specialists train --language LANG [flags]     (or ./pants run specialists/LANG:train)
     python -m specialists eval --language LANG [flags]      (or ./pants run specialists/LANG:eval)
+    python -m specialists sft --language LANG --init-from RUN --data FILE.jsonl
+                                                           (or ./pants run specialists/LANG:sft)
 
 `python -m specialists COMMAND --language LANG --help` lists a command's flags. A language with
 benchmarks (its `LANGUAGE.benchmarks`) is evaluated on them (evals/cli.py); any other on held-out
@@ -17,6 +19,8 @@ from collections.abc import Sequence
 
 from core.cli import run_main
 from core.language import Language
+from core.layout import default_run_dir
+from core.sft import sft_main
 from core.trainer import LossDivergedError
 from specialists.job import parse_args, prepare_job, summary_lines, train_job
 from specialists.languages import discover, language_named
@@ -25,6 +29,7 @@ COMMANDS = {
     "prepare": "Build a language's training data: filter, deduplicate, tokenize, pack.",
     "train": "Train a language's specialist: prepare data, train, sample, summarise.",
     "eval": "Evaluate a trained specialist, or any model's samples.",
+    "sft": "Fine-tune a trained specialist on (prompt, target) examples (core/sft.py).",
 }
 
 
@@ -54,7 +59,12 @@ def _eval(language: Language, argv: Sequence[str]) -> int:
     return eval_main(language, language.benchmarks(), argv)
 
 
-_RUN = {"prepare": _prepare, "train": _train, "eval": _eval}
+def _sft(language: Language, argv: Sequence[str]) -> int:
+    prog = f"python -m specialists sft --language {language.name}"
+    return sft_main(argv, prog, default_out=default_run_dir(language.name, "sft"))
+
+
+_RUN = {"prepare": _prepare, "train": _train, "eval": _eval, "sft": _sft}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

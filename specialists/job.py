@@ -37,7 +37,7 @@ from core.data import BatchLoader, eval_batches, open_windows
 from core.export_hf import export_params
 from core.goodput import goodput_line
 from core.hooks import Hook, RunInfo, StepInfo, hook
-from core.inference import CheckpointCompleter, load_completer
+from core.inference import live_completer, load_completer
 from core.language import Language
 from core.layout import RunLayout, default_data_dir, default_run_dir
 from core.run_flags import add_run_config_args, run_config_from_args
@@ -170,10 +170,7 @@ class TrainEvalHook(Hook):
 
         if info.stopping is not None:
             return
-        params = info.state.params
-        if jax.process_count() > 1:
-            params = multihost_utils.process_allgather(params)
-        completer = CheckpointCompleter(self.model, params, self.tokenizer)
+        completer = live_completer(self.model, info.state.params, self.tokenizer)
         if self.benchmark is not None:
             completions = generate(self.benchmark, completer, self.request)
             results = evaluate(self.benchmark, completions, self.sandbox)

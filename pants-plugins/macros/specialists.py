@@ -3,7 +3,7 @@
 
 def specialist_language(**kwargs):
     """The targets of one language's package, specialists/<name>/: its sources, its tests and
-    its three commands, `:prepare`, `:train` and `:eval` (the generic specialists/cli.py with
+    its commands, `:prepare`, `:train`, `:eval` and `:sft` (the generic specialists/cli.py with
     `COMMAND --language <name>` frozen in).
 
     The package's language.py belongs to `specialists:languages` (every language's module), so
@@ -12,7 +12,7 @@ def specialist_language(**kwargs):
     name = build_file_dir().name
     python_sources(sources=["*.py", "!*_test.py", "!language.py"], **kwargs)
     python_tests(name="tests", dependencies=["specialists:languages"])
-    for command in ("prepare", "train", "eval"):
+    for command in ("prepare", "train", "eval", "sft"):
         pex_binary(
             name=command,
             entry_point="specialists.cli:main",
