@@ -119,7 +119,10 @@ def _stages(
         CodeFilter(language, config),
     ]
     if config.decontaminate:
-        filters.append(Decontaminate())
+        decontaminate = Decontaminate()
+        if config.executor == "local":
+            _ = decontaminate.index  # built once here: forked workers inherit it
+        filters.append(decontaminate)
     return [
         Stage("exact-signatures",
               [*readers(), ExactDedupSignature(str(layout.exact_signatures), exact)], tasks),
