@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from evals.shared_data import shared_data_dir
 from specialists.testing import tiny_train_flags
 
 README = Path("specialists/template/README.md")
@@ -61,6 +62,10 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = Path(os.environ["CODEFACTORY_REPO"])
     target = tmp_path_factory.mktemp("checkout") / "repo"
     copy_checkout(source, target)
+    # The evaluation data beside the copy, where the copy's pants.toml looks (decontamination
+    # and the evals read it).
+    (target.parent / "shared").mkdir()
+    (target.parent / "shared" / "data").symlink_to(shared_data_dir().resolve())
     return target
 
 
