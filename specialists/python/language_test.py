@@ -87,7 +87,9 @@ def test_train_job_writes_its_outputs_resumes_and_restarts(tmp_path: Path) -> No
         assert summary[key] is not None, key
     assert summary["data"]["files_kept"] > 0
     assert summary["samples"] == len(LANGUAGE.sample_prompts)
-    assert layout.samples.read_text().count("```python") == summary["samples"]
+    # One block per sample prompt, and the infill sample written out whole.
+    assert "infill_parses" in summary
+    assert layout.samples.read_text().count("```python") == summary["samples"] + 1
     history = {record["step"]: record["loss"] for record in read_metrics(layout.metrics)}
     # Training-time evals at the end (--eval-every 3): HumanEval's first tasks and the samples.
     (evaluated,) = (r for r in read_metrics(layout.metrics) if "val_loss" in r)
