@@ -4,7 +4,8 @@ The data filter rejects pathological input before `ast.parse` (deep indentation,
 the parser's recursion crash a process). The default corpus is the code already on the machine:
 the running interpreter's stdlib and site-packages plus the stdlib of every pyenv interpreter
 (many versions of the same modules, which exercises near-duplicate removal). Its benchmarks are
-HumanEval and MBPP (benchmarks.py).
+HumanEval, MBPP, their EvalPlus versions HumanEval+ and MBPP+, and HumanEval infilling
+(benchmarks.py).
 """
 
 from __future__ import annotations
