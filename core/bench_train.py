@@ -48,6 +48,25 @@ BACKENDS = ("cpu", "gpu", "tpu")
 MEMORY_SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
 
 
+def _setting(
+    model_config: ModelConfig, train_config: TrainConfig, compute_config: ModelConfig
+) -> dict[str, Any]:
+    """What a measured step ran: devices, mesh, sizes and the model's compute settings."""
+    return {
+        "devices": jax.device_count(),
+        "mesh": train_config.mesh or f"fsdp={jax.device_count()}",
+        "compute_dtype": compute_config.dtype,
+        "params": count_params(model_config),
+        "batch_size": train_config.batch_size,
+        "seq_len": train_config.seq_len,
+        "grad_accum": train_config.grad_accum,
+        "remat": model_config.remat,
+        "remat_policy": model_config.remat_policy,
+        "attention": compute_config.attention,
+        "scan_layers": model_config.scan_layers,
+    }
+
+
 def benchmark(
     model_config: ModelConfig, train_config: TrainConfig, timed_steps: int
 ) -> dict[str, Any]:
@@ -82,17 +101,7 @@ def benchmark(
     return {
         "backend": jax.default_backend(),
         "device_kind": jax.devices()[0].device_kind,
-        "devices": jax.device_count(),
-        "mesh": train_config.mesh or f"fsdp={jax.device_count()}",
-        "compute_dtype": compute_config.dtype,
-        "params": count_params(model_config),
-        "batch_size": train_config.batch_size,
-        "seq_len": train_config.seq_len,
-        "grad_accum": train_config.grad_accum,
-        "remat": model_config.remat,
-        "remat_policy": model_config.remat_policy,
-        "attention": compute_config.attention,
-        "scan_layers": model_config.scan_layers,
+        **_setting(model_config, train_config, compute_config),
         "step_s": step_s,
         "tokens_per_s": train_config.batch_size * train_config.seq_len / step_s,
         "flops_per_step": flops_per_step,
@@ -130,17 +139,7 @@ def memory(
     return {
         "backend": jax.default_backend(),
         "configured_for": backend or jax.default_backend(),
-        "devices": jax.device_count(),
-        "mesh": train_config.mesh or f"fsdp={jax.device_count()}",
-        "compute_dtype": compute_config.dtype,
-        "params": count_params(model_config),
-        "batch_size": train_config.batch_size,
-        "seq_len": train_config.seq_len,
-        "grad_accum": train_config.grad_accum,
-        "remat": model_config.remat,
-        "remat_policy": model_config.remat_policy,
-        "attention": compute_config.attention,
-        "scan_layers": model_config.scan_layers,
+        **_setting(model_config, train_config, compute_config),
         "argument_bytes": argument,
         "output_bytes": output,
         "alias_bytes": alias,
