@@ -79,8 +79,8 @@ Stats (datatrove's, per step): `total`, `forwarded`, `dropped`, `dropped_deconta
 reason), and `decontaminated_<benchmark>` for the benchmark each dropped document is attributed
 to (the one whose n-grams it shares most; ties go to the earlier name in `BENCHMARKS`). A
 dropped document's `metadata["decontaminated"]` names that benchmark too (what an
-`exclusion_writer` records). The step pickles without its index, which each worker process
-rebuilds from the benchmark strings on first use (about half a second).
+`exclusion_writer` records). The step pickles without its index (the strings as one JSON
+bytes object), and each worker process rebuilds the index on first use (about half a second).
 """
 
 from __future__ import annotations
@@ -393,12 +393,23 @@ class BenchmarkIndex:
         return min(counts, key=lambda name: (-counts[name], rank[name]))
 
 
+def _pack_texts(texts: Iterable[BenchmarkText]) -> bytes:
+    """The benchmark strings as one JSON document: what the step pickles. Every task of a local
+    stage is pickled to its worker, and ~3,000 dataclasses cost ~50 ms a task to pickle; one
+    bytes object costs a copy."""
+    return json.dumps([[text.benchmark, text.task, text.text] for text in texts]).encode()
+
+
+def _unpack_texts(packed: bytes) -> list[BenchmarkText]:
+    return [BenchmarkText(*fields) for fields in json.loads(packed)]
+
+
 @functools.lru_cache(maxsize=4)
-def _shared_index(texts: tuple[BenchmarkText, ...], n: int, min_distinct: int) -> BenchmarkIndex:
+def _shared_index(packed: bytes, n: int, min_distinct: int) -> BenchmarkIndex:
     """One index per process and settings: a worker process runs many tasks, each of which would
     otherwise spend seconds building the same index (measured: 2.3 s, about a third of a 16 MB
     task's filter stage)."""
-    return BenchmarkIndex(texts, n, min_distinct)
+    return BenchmarkIndex(_unpack_texts(packed), n, min_distinct)
 
 
 class Decontaminate(BaseFilter):
@@ -434,16 +445,23 @@ class Decontaminate(BaseFilter):
         super().__init__(exclusion_writer, batch_size)
         if min_shared < 1:
             raise DecontaminationError(f"min_shared {min_shared}: must be at least 1")
-        self.texts = list(texts) if texts is not None else load_benchmarks(benchmarks, data_dir)
+        self._packed = _pack_texts(
+            texts if texts is not None else load_benchmarks(benchmarks, data_dir)
+        )
         self.n = n
         self.min_distinct = min_distinct
         self.min_shared = min_shared
         self._index: BenchmarkIndex | None = None
 
     @property
+    def texts(self) -> list[BenchmarkText]:
+        """The benchmark strings this step matches."""
+        return _unpack_texts(self._packed)
+
+    @property
     def index(self) -> BenchmarkIndex:
         if self._index is None:
-            self._index = _shared_index(tuple(self.texts), self.n, self.min_distinct)
+            self._index = _shared_index(self._packed, self.n, self.min_distinct)
         return self._index
 
     def __getstate__(self) -> dict[str, Any]:

@@ -3,8 +3,13 @@
 Tokens are the runs of `[A-Za-z_0-9]` (BigCode splits on `[^A-Za-z_0-9]`); a shingle is
 `shingle_size` consecutive tokens. Rather than hashing each shingle in Python, all token hashes
 of a file come from one polynomial prefix sum over its bytes, shingles are combined with numpy,
-and the `num_perm` permutations `(a*h + b) mod 2**32` (odd `a`: a bijection; datasketch's
-"affine32" scheme) are applied to a [shingles, num_perm] block of the distinct shingles at once.
+and the `num_perm` permutations `a*h mod 2**32` (odd `a`: a bijection) are applied to a
+[shingles, num_perm] block of the distinct shingles at once. Shingle hashes are odd, so no
+value is a fixed point of every permutation (0 would be everyone's minimum). Two passes over the
+block (product, column minima) rather than three: the offset of datasketch's "affine32" scheme,
+`a*h + b`, cost a third of the signature's time and bought no accuracy (simulated pairs of sets
+of 30 to 5,000 shingles at Jaccard 0.5-0.9: the estimate is unbiased and its spread within 4% of
+the binomial sqrt(J(1-J)/num_perm), with or without it).
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ _IDENTIFIER_TABLE = bytes(
 )
 _BASE = np.uint64(0x100000001B3)  # Odd, so invertible modulo 2**64.
 _BASE_INVERSE = np.uint64(pow(0x100000001B3, -1, 2**64))
-# Shingles per [rows, num_perm] block of products; 2048 measured faster than 256 or 8192.
-_ROW_CHUNK = 2048
+# Shingles per [rows, num_perm] block of products (512 KiB at 256 permutations: cache-resident);
+# measured faster than 128, 256, 1024 or 2048.
+_ROW_CHUNK = 512
 
 
 def _mix64(values: np.ndarray) -> np.ndarray:
@@ -39,7 +45,6 @@ class MinHasher:
         self.num_perm = num_perm
         self.shingle_size = shingle_size
         self._multipliers = rng.integers(0, 2**32, num_perm, dtype=np.uint32) | 1
-        self._offsets = rng.integers(0, 2**32, num_perm, dtype=np.uint32)
         self._shingle_weights = rng.integers(0, 2**63, shingle_size, dtype=np.uint64) * 2 + 1
         self._powers = np.ones(1, dtype=np.uint64)
         # Reused scratch space: a fresh large array per file would cost page faults each time.
@@ -68,7 +73,8 @@ class MinHasher:
         return _mix64((prefix[ends] - prefix[starts]) * self._inverse_powers[starts])
 
     def shingles(self, text: str) -> np.ndarray:
-        """The set of 32-bit token-shingle hashes, sorted and unique (one shingle if fewer tokens)."""
+        """The set of odd 32-bit token-shingle hashes, sorted and unique (one shingle if fewer
+        tokens)."""
         tokens = self.token_hashes(text)
         if len(tokens) == 0:
             return np.empty(0, dtype=np.uint32)
@@ -77,7 +83,7 @@ class MinHasher:
         combined = tokens[:count] * self._shingle_weights[0]
         for offset in range(1, width):
             combined += tokens[offset : offset + count] * self._shingle_weights[offset]
-        hashes = np.sort((_mix64(combined) >> np.uint64(32)).astype(np.uint32))
+        hashes = np.sort((_mix64(combined) >> np.uint64(32)).astype(np.uint32) | np.uint32(1))
         # Sort + mask: np.unique costs several times more here.
         return np.concatenate((hashes[:1], hashes[1:][hashes[1:] != hashes[:-1]]))
 
@@ -91,7 +97,6 @@ class MinHasher:
             chunk = shingles[start : start + _ROW_CHUNK, None]
             block = self._block[: len(chunk)]
             np.multiply(chunk, self._multipliers, out=block)
-            block += self._offsets
             np.minimum(result, np.minimum.reduce(block, axis=0), out=result)
         return result
 
