@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import struct
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,10 @@ from data_tools.minhash import MinHasher, jaccard
 
 KEY_BYTES = 16
 Node = tuple[int, int]  # (task, index in the task's sorted run)
+# A sorted run's record: the key's digest and the UTF-8 lengths of the id and the text, which
+# follow. Binary rather than JSON lines: escaping the texts cost a sixth of the filter stage.
+_RECORD = struct.Struct(f"<{KEY_BYTES}sII")
+Run = tuple[str, str, str]  # (key, id, text)
 
 
 def content_key(text: str) -> str:
@@ -68,8 +73,8 @@ class NearDedupFiles:
         self.summary = self.root / "summary.json"
 
     def run(self, rank: int) -> Path:
-        """The task's documents, sorted by key: one JSON list [key, id, text] a line."""
-        return self.root / "runs" / f"{rank:05d}.jsonl"
+        """The task's documents, sorted by key (`write_run`'s records)."""
+        return self.root / "runs" / f"{rank:05d}.run"
 
     def signatures(self, rank: int) -> Path:
         return self.root / "signatures" / f"{rank:05d}.npy"
@@ -101,8 +106,7 @@ class SortedSignatures(PipelineStep):
             )[: len(documents)]
             empty = np.all(signatures == np.iinfo(np.uint32).max, axis=1)
         self.stat_update("documents", value=len(documents))
-        atomic_write(self.files.run(rank), lambda h: h.writelines(
-            json.dumps(document) + "\n" for document in documents), text=True)  # fmt: skip
+        write_run(self.files.run(rank), documents)
         atomic_write(self.files.signatures(rank), lambda h: np.save(h, signatures))
         rows, bands = self.config.hashes_per_bucket, self.config.num_buckets
         record = np.dtype([(f"h{i}", "<u4") for i in range(rows)] + [("doc", "<u4")])
@@ -116,6 +120,34 @@ class SortedSignatures(PipelineStep):
             path = self.files.buckets / f"bucket_{band:03d}" / f"{rank:05d}.minhash.sig"
             atomic_write(path, lambda h, records=records: h.write(records.tobytes()))
         return iter(())
+
+
+def _record(key: str, doc_id: str, text: str) -> bytes:
+    identifier, body = (
+        doc_id.encode("utf-8", "surrogatepass"),
+        text.encode("utf-8", "surrogatepass"),
+    )
+    return _RECORD.pack(bytes.fromhex(key), len(identifier), len(body)) + identifier + body
+
+
+def write_run(path: Path, documents: Sequence[Run]) -> None:
+    """Write `documents` (already in key order) as a sorted run at `path`, atomically."""
+    atomic_write(path, lambda h: h.writelines(_record(*document) for document in documents))
+
+
+def read_run(path: Path, texts: bool = True) -> Iterator[Run]:
+    """The (key, id, text) records of a sorted run, in order, streaming; with `texts` False the
+    ids and texts are skipped on disk, not read (both come back empty)."""
+    with open(path, "rb") as handle:
+        while header := handle.read(_RECORD.size):
+            digest, id_size, text_size = _RECORD.unpack(header)
+            if not texts:
+                handle.seek(id_size + text_size, 1)
+                yield digest.hex(), "", ""
+                continue
+            payload = handle.read(id_size + text_size)
+            yield (digest.hex(), payload[:id_size].decode("utf-8", "surrogatepass"),
+                   payload[id_size:].decode("utf-8", "surrogatepass"))  # fmt: skip
 
 
 def atomic_write(path: Path, write: Any, text: bool = False) -> None:
@@ -192,10 +224,9 @@ class ClusterNearDuplicates(PipelineStep):
         keys = {}
         for task in sorted({task for task, _ in nodes}):
             wanted = {index for owner, index in nodes if owner == task}
-            with open(self.files.run(task)) as handle:
-                for index, line in enumerate(handle):
-                    if index in wanted:
-                        keys[(task, index)] = line[2 : 2 + 2 * KEY_BYTES]
+            for index, (key, _, _) in enumerate(read_run(self.files.run(task), texts=False)):
+                if index in wanted:
+                    keys[(task, index)] = key
         return keys
 
 

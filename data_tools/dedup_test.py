@@ -15,6 +15,8 @@ from data_tools.dedup import (
     lsh_bands,
     minhash_config,
     read_removed,
+    read_run,
+    write_run,
 )
 from data_tools.minhash import MinHasher
 from data_tools.testing import near_copy, python_module
@@ -47,8 +49,8 @@ def _run_stages(texts: list[str], root: Path, tasks: int) -> set[str]:
     ClusterNearDuplicates(str(root), THRESHOLD, tasks).run(None, 0, 1)
     removed = set()
     for rank in range(tasks):
-        lines = files.run(rank).read_text().splitlines()
-        removed |= {json.loads(lines[index])[0] for index in read_removed(files, rank)}
+        keys = [key for key, _, _ in read_run(files.run(rank))]
+        removed |= {keys[index] for index in read_removed(files, rank)}
     return removed
 
 
@@ -88,9 +90,9 @@ def test_candidates_below_the_threshold_are_kept(tmp_path: Path) -> None:
     one_band, close = rng.integers(0, 2**32, PERMUTATIONS, dtype=np.uint32), base.copy()
     one_band[20:30] = base[20:30]
     close[::5] += 1  # 80% equal slots
-    for path in (files.run(0), files.signatures(0), files.dups / "00000_00.dups"):
+    for path in (files.signatures(0), files.dups / "00000_00.dups"):
         path.parent.mkdir(parents=True, exist_ok=True)
-    files.run(0).write_text("".join(json.dumps([f"{k:032x}", "", ""]) + "\n" for k in range(3)))
+    write_run(files.run(0), [(f"{k:032x}", "", "") for k in range(3)])
     np.save(files.signatures(0), np.stack([base, one_band, close]))
     np.array([[0, 0, 0, 1], [0, 0, 0, 2]], dtype="<u4").tofile(files.dups / "00000_00.dups")
     ClusterNearDuplicates(str(tmp_path), THRESHOLD, 1).run(None, 0, 1)
@@ -109,3 +111,13 @@ def test_bands_are_datasketchs_and_quality_candidates_match_its_queries() -> Non
     candidates = _band_candidates(signatures, reference.b, reference.r)
     for row, signature in enumerate(signatures):
         assert set(np.flatnonzero(candidates[row])) == set(reference.query(_lean(signature)))
+
+
+def test_a_sorted_run_reads_back_what_was_written(tmp_path: Path) -> None:
+    documents = [(content_key(text), f"id-{i}", text) for i, text in enumerate(
+        ["", "plain", "é ∑ 🎯\r\n\x00", "lone \udc80 surrogate"])]  # fmt: skip
+    write_run(tmp_path / "run", sorted(documents))
+    assert list(read_run(tmp_path / "run")) == sorted(documents)
+    assert [key for key, _, _ in read_run(tmp_path / "run", texts=False)] == sorted(
+        key for key, _, _ in documents
+    )

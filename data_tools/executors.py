@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import sys
@@ -19,8 +20,23 @@ from typing import Any
 
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.executor.base import PipelineExecutor
+from loguru import _better_exceptions
 
 from core.config import DataConfig
+
+
+def _cache_loguru_library_dirs() -> None:
+    """datatrove adds three loguru handlers per task, and each handler's exception formatter
+    recomputes the interpreter's library directories (~40 sysconfig lookups): measured, half of
+    a task's fixed cost (26 empty tasks on 2 workers: 0.31-0.40 s, 0.16-0.22 s with this). The
+    directories are a function of the interpreter, so one computation per process serves all."""
+    formatter = getattr(_better_exceptions, "ExceptionFormatter", None)
+    lookup = getattr(formatter, "_get_lib_dirs", None)
+    if lookup is not None and not hasattr(lookup, "cache_info"):
+        formatter._get_lib_dirs = staticmethod(functools.cache(lookup))
+
+
+_cache_loguru_library_dirs()
 
 
 class PipelineError(ValueError):

@@ -1,10 +1,12 @@
 """Vectorised MinHash over identifier-token shingles (BigCode near-dedup settings).
 
 Tokens are the runs of `[A-Za-z_0-9]` (BigCode splits on `[^A-Za-z_0-9]`); a shingle is
-`shingle_size` consecutive tokens. Rather than hashing each shingle in Python, all token hashes
-of a file come from one polynomial prefix sum over its bytes, shingles are combined with numpy,
+`shingle_size` consecutive tokens. Rather than hashing each shingle in Python, a token's hash comes
+from 8-byte loads of its bytes (one for most tokens, a chained one per further 8 bytes, with its
+length: exact, measured 1.3x faster than the polynomial prefix sum over every byte it replaced),
+shingles are combined with numpy,
 and the `num_perm` permutations `a*h mod 2**32` (odd `a`: a bijection) are applied to a
-[shingles, num_perm] block of the distinct shingles at once. Shingle hashes are odd, so no
+[num_perm, shingles] block of the distinct shingles at once. Shingle hashes are odd, so no
 value is a fixed point of every permutation (0 would be everyone's minimum). Two passes over the
 block (product, column minima) rather than three: the offset of datasketch's "affine32" scheme,
 `a*h + b`, cost a third of the signature's time and bought no accuracy (simulated pairs of sets
@@ -21,11 +23,12 @@ _IDENTIFIER_TABLE = bytes(
     1 if chr(byte).isascii() and (chr(byte).isalnum() or chr(byte) == "_") else 0
     for byte in range(256)
 )
-_BASE = np.uint64(0x100000001B3)  # Odd, so invertible modulo 2**64.
-_BASE_INVERSE = np.uint64(pow(0x100000001B3, -1, 2**64))
-# Shingles per [rows, num_perm] block of products (512 KiB at 256 permutations: cache-resident);
-# measured faster than 128, 256, 1024 or 2048.
-_ROW_CHUNK = 512
+_WORD_PAD = bytes(8)  # After the text: every 8-byte load at a token's start stays inside.
+_LOW_BYTES = np.array([(1 << 8 * k) - 1 for k in range(9)], np.uint64)  # keeps a load's first k
+_TOKEN_WEIGHT = np.uint64(0x9E3779B97F4A7C15)
+# Shingles per [num_perm, shingles] block of products (512 KiB at 256 permutations: it stays in
+# cache); measured faster than 256 or 1024.
+_CHUNK = 512
 
 
 def _mix64(values: np.ndarray) -> np.ndarray:
@@ -46,31 +49,29 @@ class MinHasher:
         self.shingle_size = shingle_size
         self._multipliers = rng.integers(0, 2**32, num_perm, dtype=np.uint32) | 1
         self._shingle_weights = rng.integers(0, 2**63, shingle_size, dtype=np.uint64) * 2 + 1
-        self._powers = np.ones(1, dtype=np.uint64)
-        # Reused scratch space: a fresh large array per file would cost page faults each time.
-        self._block = np.empty((_ROW_CHUNK, num_perm), dtype=np.uint32)
-        self._inverse_powers = np.ones(1, dtype=np.uint64)
-
-    def _grow_powers(self, length: int) -> None:
-        size = max(length, 2 * len(self._powers))
-        one = np.ones(1, dtype=np.uint64)
-        self._powers = np.concatenate((one, np.cumprod(np.full(size - 1, _BASE))))
-        self._inverse_powers = np.concatenate((one, np.cumprod(np.full(size - 1, _BASE_INVERSE))))
+        # Each permutation's multiplier repeated along a row: numpy's integer multiply runs its
+        # vector loop only when both operands are contiguous (a broadcast column of multipliers
+        # measured 1.6x slower). The block is reused: a fresh one per file costs page faults.
+        self._multiplier_rows = np.repeat(self._multipliers, _CHUNK).reshape(num_perm, _CHUNK)
+        self._block = np.empty((num_perm, _CHUNK), dtype=np.uint32)
 
     def token_hashes(self, text: str) -> np.ndarray:
         """64-bit hashes of the identifier-like tokens of `text`, in order."""
-        encoded = text.encode("utf-8")
-        data = np.frombuffer(encoded, dtype=np.uint8)
-        if len(data) >= len(self._powers):
-            self._grow_powers(len(data) + 1)
-        inside = np.frombuffer(b"\0" + encoded.translate(_IDENTIFIER_TABLE) + b"\0", bool)
+        data = text.encode("utf-8") + _WORD_PAD
+        inside = np.frombuffer(b"\0" + data.translate(_IDENTIFIER_TABLE), bool)
         # Token edges alternate start, end, start, ...: one boolean pass finds both.
         edges = np.flatnonzero(inside[1:] != inside[:-1])
-        starts, ends = edges[0::2], edges[1::2]
-        prefix = np.zeros(len(data) + 1, dtype=np.uint64)
-        np.multiply(data, self._powers[: len(data)], out=prefix[1:])
-        np.cumsum(prefix[1:], out=prefix[1:])
-        return _mix64((prefix[ends] - prefix[starts]) * self._inverse_powers[starts])
+        starts, lengths = edges[0::2], edges[1::2] - edges[0::2]
+        words = np.ndarray((len(data) - 7,), "<u8", data, 0, (1,))  # words[i]: data[i:i+8]
+        values = (words[starts] & _LOW_BYTES[np.minimum(lengths, 8)]) + lengths.view(np.uint64)
+        longer, offset = np.flatnonzero(lengths > 8), 8
+        while len(longer):  # the next 8 bytes of the tokens that have more
+            rest = lengths[longer] - offset
+            values[longer] = _mix64(values[longer]) + (
+                words[starts[longer] + offset] & _LOW_BYTES[np.minimum(rest, 8)]
+            )
+            longer, offset = longer[rest > 8], offset + 8
+        return _mix64(values * _TOKEN_WEIGHT)
 
     def shingles(self, text: str) -> np.ndarray:
         """The set of odd 32-bit token-shingle hashes, sorted and unique (one shingle if fewer
@@ -93,11 +94,11 @@ class MinHasher:
         Repeated shingles do not change it, but each costs a row of work: pass distinct ones.
         """
         result = np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
-        for start in range(0, len(shingles), _ROW_CHUNK):
-            chunk = shingles[start : start + _ROW_CHUNK, None]
-            block = self._block[: len(chunk)]
-            np.multiply(chunk, self._multipliers, out=block)
-            np.minimum(result, np.minimum.reduce(block, axis=0), out=result)
+        for start in range(0, len(shingles), _CHUNK):
+            chunk = shingles[start : start + _CHUNK]
+            block = self._block[:, : len(chunk)]
+            np.multiply(self._multiplier_rows[:, : len(chunk)], chunk, out=block)
+            np.minimum(result, np.minimum.reduce(block, axis=1), out=result)
         return result
 
 

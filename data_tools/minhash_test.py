@@ -33,7 +33,7 @@ def test_shingles_are_a_sorted_set_and_repeats_do_not_change_the_signature() -> 
 def test_signature_of_long_input_equals_chunk_free_minimum() -> None:
     hasher = MinHasher(64, 5)
     shingles = hasher.shingles(python_module(2, functions=200))
-    assert len(shingles) > 2048  # Several blocks of rows.
+    assert len(shingles) > 2048  # Several blocks.
     products = shingles[:, None] * hasher._multipliers
     np.testing.assert_array_equal(hasher.signature(shingles), products.min(axis=0))
 

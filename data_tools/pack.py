@@ -26,7 +26,14 @@ from core.config import DataConfig
 from core.data import MANIFEST_FILE, SPLITS, ShardWriter, token_dtype
 from core.fim import FIM_TOKENS, PSM, SPM, fim_split
 from core.tokenizer import TokenizerError
-from data_tools.dedup import NearDedupFiles, atomic_write, lsh_bands, lsh_quality, read_removed
+from data_tools.dedup import (
+    NearDedupFiles,
+    atomic_write,
+    lsh_bands,
+    lsh_quality,
+    read_removed,
+    read_run,
+)
 from data_tools.minhash import MinHasher
 from data_tools.stage_stats import filter_stage_counts, read_stage_stats
 from data_tools.tokenizer_stage import check_tokenizer, resolve_tokenizer
@@ -55,13 +62,11 @@ def validation_budget(train_tokens: int, validation_fraction: float) -> int:
 def _run(files: NearDedupFiles, rank: int, skip_removed: bool) -> Iterator[tuple[str, str, str]]:
     removed = iter(read_removed(files, rank).tolist() if skip_removed else ())
     next_removed = next(removed, None)
-    with open(files.run(rank)) as handle:
-        for index, line in enumerate(handle):
-            if index == next_removed:
-                next_removed = next(removed, None)
-                continue
-            key, doc_id, text = json.loads(line)
-            yield key, doc_id, text
+    for index, document in enumerate(read_run(files.run(rank))):
+        if index == next_removed:
+            next_removed = next(removed, None)
+            continue
+        yield document
 
 
 def merged_documents(

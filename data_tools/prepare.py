@@ -23,10 +23,12 @@ import hashlib
 import json
 import math
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import xxhash
 from datatrove.pipeline.dedup.exact_dedup import (
     ExactDedupConfig,
     ExactDedupFilter,
@@ -73,8 +75,7 @@ def exact_content(doc: Any) -> bytes:
 
 def exact_priority(doc: Any) -> int:
     """Which copy exact dedup keeps (the highest): a function of the text, not of its task."""
-    digest = hashlib.blake2b(doc.text.encode("utf-8", "surrogatepass"), digest_size=2).digest()
-    return 1 + int.from_bytes(digest, "little") % 65535
+    return 1 + xxhash.xxh3_64_intdigest(doc.text.encode("utf-8", "surrogatepass")) % 65535
 
 
 def _file_fingerprint(plan: SourcePlan) -> Any:
@@ -172,7 +173,9 @@ def prepare(
     given_tokenizer = _check_given_tokenizer(run)
     listing = listing_path(out_dir)
     listing.parent.mkdir(parents=True, exist_ok=True)
+    listing_start = time.time()
     listed = write_listing(plans, language.extensions, config, listing)
+    listing_seconds = time.time() - listing_start
     tasks = _task_count(config, listed["bytes"])
     settings = {k: v for k, v in config.recorded().items() if k not in _PACK_FIELDS}
     corpus_key = _digest({
@@ -200,7 +203,9 @@ def prepare(
     layout = WorkLayout(out_dir, corpus_key, tasks)
     for stale in layout.stale():
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    shard_start = time.time()
     shard_listing(listing, tasks, layout.listing)
+    listing_seconds += time.time() - shard_start
     for pack_logs in layout.logs.glob("pack-*"):  # its manifest is gone: it must run again
         shutil.rmtree(pack_logs)
     job = PackJob(
@@ -210,7 +215,8 @@ def prepare(
         tasks=tasks, step_names=_STEP_NAMES,
     )  # fmt: skip
     stages = _stages(language, plans, config, layout, tasks, job)
-    timings = run_stages(stages, layout.logs, config)
+    listing_row = {"stage": "listing", "start": listing_start, "seconds": listing_seconds}
+    timings = [listing_row, *run_stages(stages, layout.logs, config)]
     report = {"executor": config.executor, "workers": worker_count(config), "tasks": tasks,
               "corpus_key": corpus_key, "work_dir": str(layout.root), "stages": timings}  # fmt: skip
     atomic_write(layout.report, lambda h: json.dump(report, h, indent=2), text=True)

@@ -94,8 +94,8 @@ def test_manifest_records_what_decides_the_output_not_where_it_ran(prepared) -> 
     assert "reused" not in on_disk and "execution" not in on_disk
     report = json.loads((out / REPORT_FILE).read_text())
     assert report["executor"] == "local" and report["workers"] == 2
-    assert [row["stage"] for row in report["stages"]][:3] == [
-        "exact-signatures", "exact-duplicates", "filter",
+    assert [row["stage"] for row in report["stages"]][:4] == [
+        "listing", "exact-signatures", "exact-duplicates", "filter",
     ]  # fmt: skip
 
 
