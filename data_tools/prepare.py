@@ -53,7 +53,7 @@ from data_tools.tokenizer_stage import check_tokenizer
 from data_tools.work_layout import REPORT_FILE, WorkLayout, listing_path
 
 # Bump when a change in the code alters what a stage produces, so old work is not reused.
-PIPELINE_VERSION = 3
+PIPELINE_VERSION = 4
 # The fields that only the pack stage reads: changing them repacks the same corpus.
 _PACK_FIELDS = frozenset({"tokenizer", "tokenizer_train_bytes", "tokenizer_cache_dir",
                           "max_tokens", "validation_fraction", "dedup_eval_sample", "fim_rate",
