@@ -78,7 +78,12 @@ class RssSampler:
         self._thread.join()
 
     def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
-        return max((rss for when, rss in self.samples if start <= when <= end), default=0)
+        """The largest sample in [start, end]; for a window shorter than the sampling interval,
+        the first sample after `start`."""
+        inside = [rss for when, rss in self.samples if start <= when <= end]
+        if not inside:
+            inside = [rss for when, rss in self.samples if when >= start][:1]
+        return max(inside, default=0)
 
 
 def _size_mb(path: Path) -> float:
