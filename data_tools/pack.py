@@ -13,7 +13,6 @@ import heapq
 import itertools
 import json
 import math
-import resource
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,8 +42,6 @@ from data_tools.work_layout import WorkLayout
 _ENCODE_BATCH_FILES = 256
 ROUND_TRIP_FILES = 64
 _MIN_BYTES_PER_TOKEN = 2
-# Files the pack opens besides the runs: standard streams, logs, shards, the tokenizer, imports.
-_SPARE_FILES = 256
 
 
 def split_of(content_key: str, validation_fraction: float) -> str:
@@ -72,28 +69,12 @@ def _run(files: NearDedupFiles, rank: int, skip_removed: bool) -> Iterator[tuple
         yield document
 
 
-def allow_open_runs(count: int) -> None:
-    """Let this process hold `count` runs open at once: the soft limit on open files (1,024 on
-    many cluster nodes, where a corpus is thousands of tasks) is raised as far as that needs,
-    within the hard limit. A hard limit below it is a ValueError naming the limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = count + _SPARE_FILES
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        raise ValueError(
-            f"the pack reads all {count} tasks' sorted runs at once, but this process may open "
-            f"only {hard} files (`ulimit -Hn`): raise that limit or prepare with fewer --tasks"
-        )
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-
-
 def merged_documents(
     files: NearDedupFiles, tasks: int, skip_removed: bool = True
 ) -> Iterator[tuple[str, str, str]]:
     """(key, id, text) of every task's run in one key order, near duplicates skipped unless
-    `skip_removed` is False; streams, holding one record per run (and each run open)."""
-    allow_open_runs(tasks)
+    `skip_removed` is False; streams, holding one record per run and every run open (see
+    data_tools/open_files.py)."""
     return heapq.merge(*(_run(files, rank, skip_removed) for rank in range(tasks)))
 
 

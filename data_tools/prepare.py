@@ -45,6 +45,7 @@ from data_tools.decontaminate import Decontaminate
 from data_tools.dedup import ClusterNearDuplicates, SortedSignatures, atomic_write, minhash_config
 from data_tools.executors import Stage, run_stages, worker_count
 from data_tools.filters import CodeFilter
+from data_tools.open_files import OpenFiles, allow_open_files
 from data_tools.pack import FimPlan, PackJob, PackStep
 from data_tools.readers import ListingReader, TextOnly, shard_listing, source_readers, write_listing
 from data_tools.sources import SourcePlan, plan_sources
@@ -128,16 +129,19 @@ def _stages(
         Stage("exact-signatures",
               [*readers(), ExactDedupSignature(str(layout.exact_signatures), exact)], tasks),
         Stage("exact-duplicates",
-              [ExactFindDedups(str(layout.exact_signatures), str(layout.exact_duplicates), exact)],
+              [OpenFiles(tasks),
+               ExactFindDedups(str(layout.exact_signatures), str(layout.exact_duplicates), exact)],
               1),
         Stage("filter", [*readers(), *filters,
                          SortedSignatures(str(layout.near.root), near, config.num_perm)], tasks),
-        Stage("near-buckets", [MinhashDedupBuckets(str(layout.near.buckets),
-                                                   str(layout.near.dups), config=near)],
+        Stage("near-buckets", [OpenFiles(tasks), MinhashDedupBuckets(str(layout.near.buckets),
+                                                                   str(layout.near.dups),
+                                                                   config=near)],
               near.num_buckets),
         Stage("near-clusters",
-              [ClusterNearDuplicates(str(layout.near.root), config.jaccard_threshold, tasks)], 1),
-        Stage(f"pack-{job.pack_key}", [PackStep(job)], 1),
+              [OpenFiles(tasks),
+               ClusterNearDuplicates(str(layout.near.root), config.jaccard_threshold, tasks)], 1),
+        Stage(f"pack-{job.pack_key}", [OpenFiles(tasks), PackStep(job)], 1),
     ]  # fmt: skip
 
 
@@ -204,6 +208,7 @@ def prepare(
     for stale in layout.stale():
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     shard_start = time.time()
+    allow_open_files(tasks)  # the split writes every task's share at once
     shard_listing(listing, tasks, layout.listing)
     listing_seconds += time.time() - shard_start
     for pack_logs in layout.logs.glob("pack-*"):  # its manifest is gone: it must run again
