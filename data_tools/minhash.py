@@ -4,14 +4,13 @@ Tokens are the runs of `[A-Za-z_0-9]` (BigCode splits on `[^A-Za-z_0-9]`); a shi
 `shingle_size` consecutive tokens. Rather than hashing each shingle in Python, a token's hash comes
 from 8-byte loads of its bytes (one for most tokens, a chained one per further 8 bytes, with its
 length: exact, measured 1.3x faster than the polynomial prefix sum over every byte it replaced),
-shingles are combined with numpy,
-and the `num_perm` permutations `a*h mod 2**32` (odd `a`: a bijection) are applied to a
-[num_perm, shingles] block of the distinct shingles at once. Shingle hashes are odd, so no
-value is a fixed point of every permutation (0 would be everyone's minimum). Two passes over the
-block (product, column minima) rather than three: the offset of datasketch's "affine32" scheme,
-`a*h + b`, cost a third of the signature's time and bought no accuracy (simulated pairs of sets
-of 30 to 5,000 shingles at Jaccard 0.5-0.9: the estimate is unbiased and its spread within 4% of
-the binomial sqrt(J(1-J)/num_perm), with or without it).
+shingles are combined with numpy, and the `num_perm` permutations `a*h mod 2**32` (odd `a`: a
+bijection) are applied to a [num_perm, shingles] block of the distinct shingles at once. Shingle
+hashes are odd, so no value is a fixed point of every permutation (0 would be everyone's minimum).
+Two passes over the block (product, column minima) rather than three: the offset of datasketch's
+"affine32" scheme, `a*h + b`, cost a third of the signature's time and bought no accuracy
+(simulated pairs of sets of 30 to 5,000 shingles at Jaccard 0.5-0.9: the estimate is unbiased and
+its spread within 4% of the binomial sqrt(J(1-J)/num_perm), with or without it).
 """
 
 from __future__ import annotations
